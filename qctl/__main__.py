@@ -1,0 +1,3 @@
+from qctl.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Dispatching and coordination: payload building, pending dispatches, the dispatcher."""

@@ -1,0 +1,25 @@
+"""Commands that look at or empty queues: clear."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qctl.cli import context, options, output
+
+
+def clear(
+    ctx: typer.Context,
+    connection: options.Connection = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="Queue to clear (default: the connection's).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every pending job of a queue."""
+    runtime = context.get(ctx).runtime
+    driver = runtime.connections.get(connection)
+    name = queue or driver.default_queue
+    if not force and not typer.confirm(f"Delete every job of queue {name!r} on {driver.connection_name!r}?"):
+        raise typer.Exit(1)
+    cleared = driver.clear(name)
+    output.info(f"Cleared {cleared} jobs from queue {name!r} on {driver.connection_name!r}.")

@@ -1,0 +1,92 @@
+"""Scaffolding commands: make:job, make:*-table, migrate, key:generate."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qctl.cli import context, output
+
+
+def make_job(
+    name: Annotated[str, typer.Argument(help="Class name, like ProcessPodcast.")],
+    path: Annotated[Path, typer.Option("--path", help="Directory (a package) to write the module into.")] = Path("jobs"),
+) -> None:
+    """Write a job module from qctl's template."""
+    from qctl import scaffold
+
+    target = scaffold.make_job(name, path)
+    package = ".".join(path.parts) if path.parts else ""
+    output.info(f"Job written: {target}")
+    output.info(f"Workers run it once {package!r} is listed in `app` in qctl.toml.")
+
+
+def _make_table(ctx: typer.Context, which: str) -> None:
+    from qctl import scaffold
+    from qctl.db import schema
+    from qctl.db.engines import get_engine
+    from qctl.db.migrations import render_sql
+
+    config = context.get(ctx).config
+    url, table, function = {
+        "queue": (_queue_url(config), schema.jobs_table(_queue_table(config)), "jobs_table"),
+        "failed": (config.failed.url, schema.failed_jobs_table(config.failed.table), "failed_jobs_table"),
+        "batches": (config.batching.url, schema.job_batches_table(config.batching.table), "job_batches_table"),
+    }[which]
+    alembic_ini = Path("alembic.ini")
+    if alembic_ini.is_file() and importlib.util.find_spec("alembic") is not None:
+        target = scaffold.write_alembic_revision(table, function, alembic_ini)
+    else:
+        target = scaffold.write_sql_migration(table, render_sql(table, get_engine(url)), Path("migrations"))
+    output.info(f"Migration written: {target}")
+
+
+def _queue_connection(config):  # type: ignore[no-untyped-def]
+    connection = config.connection()
+    if connection.driver != "database":
+        connection = next((c for c in config.connections.values() if c.driver == "database"), connection)
+    return connection
+
+
+def _queue_url(config) -> str:  # type: ignore[no-untyped-def]
+    return _queue_connection(config).url or ""
+
+
+def _queue_table(config) -> str:  # type: ignore[no-untyped-def]
+    return _queue_connection(config).table
+
+
+def make_queue_table(ctx: typer.Context) -> None:
+    """Write the migration for the jobs table (Alembic revision, or SQL for your database)."""
+    _make_table(ctx, "queue")
+
+
+def make_failed_table(ctx: typer.Context) -> None:
+    """Write the migration for the failed_jobs table."""
+    _make_table(ctx, "failed")
+
+
+def make_batches_table(ctx: typer.Context) -> None:
+    """Write the migration for the job_batches table."""
+    _make_table(ctx, "batches")
+
+
+def migrate(ctx: typer.Context) -> None:
+    """Create every qctl table that is missing."""
+    from qctl.db.tables import create_all_missing
+
+    created = create_all_missing(context.get(ctx).config)
+    if not created:
+        output.info("Nothing to migrate: every qctl table exists.")
+    for where, name in created:
+        output.info(f"Created {name} in {where}")
+
+
+def key_generate() -> None:
+    """Print a new app key for `key = "…"` in qctl.toml (or QCTL_KEY)."""
+    from qctl.payload.signing import generate_key
+
+    output.line(generate_key())

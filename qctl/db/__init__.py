@@ -1,0 +1,1 @@
+"""SQL plumbing shared by every SQL-backed part: engines, table shapes, migrations."""

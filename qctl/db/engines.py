@@ -1,0 +1,123 @@
+"""One SQLAlchemy engine per URL per process, tuned per dialect.
+
+SQLite runs in WAL mode and every transaction starts with `BEGIN IMMEDIATE`, so
+several worker processes on one file take the write lock up front instead of
+failing with "database is locked" when a read snapshot tries to become a writer.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from qctl.errors import ConfigError
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+_DRIVER_FOR = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalise_url(url: str) -> str:
+    """Pick the drivers qctl ships with when a URL names only the database kind."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in _DRIVER_FOR:
+        return f"{_DRIVER_FOR[scheme]}://{rest}"
+    return url
+
+
+def get_engine(url: str) -> Engine:
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _create(url)
+        return engine
+
+
+def dispose_all() -> None:
+    """Drop every pooled connection (tests, and children after a fork)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def _create(url: str) -> Engine:
+    try:
+        parsed = make_url(normalise_url(url))
+        kwargs: dict[str, Any] = {"future": True}
+        if parsed.get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None}
+        else:
+            kwargs["pool_size"] = 5
+            kwargs["max_overflow"] = 10
+            kwargs["pool_recycle"] = 3600
+        engine = create_engine(parsed, **kwargs)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"database url {redact(url)!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def redact(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def supports_skip_locked(engine: Engine) -> bool:
+    dialect = engine.dialect
+    if dialect.name == "postgresql":
+        return True
+    if dialect.name in ("mysql", "mariadb"):
+        version = dialect.server_version_info or (0,)
+        is_mariadb = getattr(dialect, "is_mariadb", False)
+        return version >= ((10, 6) if is_mariadb else (8, 0, 1))
+    return False
+
+
+def unix_now_sql(engine: Engine) -> str:
+    """The database's clock as whole unix seconds, so skewed worker hosts agree on lease times."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return "CAST(FLOOR(EXTRACT(EPOCH FROM CLOCK_TIMESTAMP())) AS BIGINT)"
+    if name in ("mysql", "mariadb"):
+        return "UNIX_TIMESTAMP()"
+    return "CAST(strftime('%s','now') AS INTEGER)"
+
+
+def unix_after_sql(engine: Engine, param: str) -> str:
+    """Whole unix seconds, rounded up, `:param` seconds from the database's now: never early."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return f"CAST(CEIL(EXTRACT(EPOCH FROM CLOCK_TIMESTAMP()) + :{param}) AS BIGINT)"
+    if name in ("mysql", "mariadb"):
+        return f"CAST(CEIL(UNIX_TIMESTAMP(NOW(6)) + :{param}) AS SIGNED)"
+    return f"(CAST(((julianday('now') - 2440587.5) * 86400.0 + :{param}) AS INTEGER) + 1)"

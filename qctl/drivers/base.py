@@ -1,0 +1,59 @@
+"""The transport contracts: a Driver moves raw payload strings; a ReservedJob is one it handed out.
+
+Drivers never see job classes. Every mutation of a reserved job is fenced: it
+only acts while the caller still holds the reservation, so a worker whose lease
+expired can neither delete nor release (and so duplicate) a job another worker
+now runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class ReservedJob(Protocol):
+    connection_name: str
+    queue: str
+    raw: bytes
+    attempts: int
+    """Reservations so far, this one included (1 on the first run)."""
+    reclaimed: bool
+    """True when this reservation took the job back from a worker whose lease expired."""
+
+    @property
+    def key(self) -> str:
+        """The driver's own id for the job (row id, entry), for logs and fencing."""
+
+    def delete(self) -> bool:
+        """Remove the job; False when the reservation was lost (someone else holds it now)."""
+
+    def release(self, delay: float) -> bool:
+        """Put the job back, available after `delay` seconds; False when the reservation was lost."""
+
+    def renew(self) -> bool:
+        """Extend the lease (the job is still running); False when the reservation was lost."""
+
+
+class Driver(Protocol):
+    connection_name: str
+    default_queue: str
+    retry_after: int | None
+
+    def push(self, payload: str, queue: str, delay: float = 0) -> None:
+        """Store a payload; it becomes available after `delay` seconds."""
+
+    def bulk(self, items: Sequence[tuple[str, str, float]]) -> None:
+        """Store many (payload, queue, delay) at once, in as few round trips as the store allows."""
+
+    def pop(self, queues: Sequence[str]) -> ReservedJob | None:
+        """Reserve the next available job, trying the queues in priority order."""
+
+    def size(self, queue: str) -> int:
+        """Jobs of the queue: ready, delayed and reserved."""
+
+    def clear(self, queue: str) -> int:
+        """Delete every job of the queue; returns how many."""
+
+    def close(self) -> None:
+        """Release connections."""

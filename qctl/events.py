@@ -1,0 +1,131 @@
+"""Queue events and the listeners that observe them.
+
+Workers emit events and never print; the `work` command renders them. A
+listener that raises is logged and skipped, so user code cannot kill a worker
+through an event. Listeners registered at import time of the `app` modules are
+seen by every worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+log = logging.getLogger("qctl.events")
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    connection_name: str
+    job: Any
+    """The reserved job (`.queue`, `.raw`, `.attempts`, `.payload()`), see worker.runner.RunningJob."""
+
+
+@dataclass(frozen=True)
+class JobProcessing(JobEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class JobProcessed(JobEvent):
+    runtime: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobReleasedAfterException(JobEvent):
+    exception: BaseException | None = None
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobExceptionOccurred(JobEvent):
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class JobFailed(JobEvent):
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class JobTimedOut(JobEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class Looping:
+    connection_name: str
+    queue: str
+
+
+@dataclass(frozen=True)
+class WorkerStopping:
+    status: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkerNotice:
+    """Something an operator should see once (connection lost, connection back, refused job)."""
+
+    connection_name: str
+    message: str
+    level: int = logging.WARNING
+
+
+@dataclass(frozen=True)
+class QueueBusy:
+    connection: str
+    queue: str
+    size: int
+
+
+E = TypeVar("E")
+Listener = Callable[[Any], Any]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._listeners: dict[type, list[Listener]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def listen(self, event_type: type[E], listener: Callable[[E], Any]) -> Callable[[E], Any]:
+        with self._lock:
+            self._listeners[event_type].append(listener)
+        return listener
+
+    def forget(self, event_type: type, listener: Listener | None = None) -> None:
+        with self._lock:
+            if listener is None:
+                self._listeners.pop(event_type, None)
+            elif listener in self._listeners.get(event_type, []):
+                self._listeners[event_type].remove(listener)
+
+    def has_listeners(self, event_type: type) -> bool:
+        return bool(self._listeners.get(event_type))
+
+    def dispatch(self, event: object) -> list[Any]:
+        """Call every listener of the event's type (and its bases); returns their results."""
+        results = []
+        for kind in type(event).__mro__:
+            for listener in list(self._listeners.get(kind, ())):
+                try:
+                    results.append(listener(event))
+                except Exception:
+                    log.exception("event listener %r raised on %s", listener, type(event).__name__)
+        return results
+
+
+bus = EventBus()
+
+
+def listen(event_type: type[E], listener: Callable[[E], Any]) -> Callable[[E], Any]:
+    return bus.listen(event_type, listener)
+
+
+def dispatch(event: object) -> list[Any]:
+    return bus.dispatch(event)

@@ -1,0 +1,58 @@
+"""Module-level entry points: dispatch helpers and the `Queue` facade for events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qctl import events
+from qctl.jobs.functions import queued
+from qctl.jobs.job import Job
+
+
+def dispatch(job: Job | Callable[..., Any], *args: Any, **kwargs: Any) -> str | None:
+    """`dispatch(MyJob(1))`, or `dispatch(queueable_function, *args, **kwargs)`; returns the job id."""
+    if isinstance(job, Job):
+        if args or kwargs:
+            raise TypeError("dispatch(job) takes no extra arguments; pass them to the job's constructor")
+        return job.dispatch()
+    return queued(job, *args, **kwargs).dispatch()
+
+
+def dispatch_sync(job: Job | Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    if isinstance(job, Job):
+        job.dispatch_sync()
+    else:
+        queued(job, *args, **kwargs).dispatch_sync()
+
+
+def _holds(condition: Any) -> bool:
+    return bool(condition() if callable(condition) else condition)
+
+
+def dispatch_if(condition: Any, job: Job | Callable[..., Any], *args: Any, **kwargs: Any) -> str | None:
+    return dispatch(job, *args, **kwargs) if _holds(condition) else None
+
+
+def dispatch_unless(condition: Any, job: Job | Callable[..., Any], *args: Any, **kwargs: Any) -> str | None:
+    return None if _holds(condition) else dispatch(job, *args, **kwargs)
+
+
+class Queue:
+    """Laravel's Queue facade: register listeners for the worker's job events."""
+
+    @staticmethod
+    def before(listener: Callable[[events.JobProcessing], Any]) -> Callable[[events.JobProcessing], Any]:
+        return events.listen(events.JobProcessing, listener)
+
+    @staticmethod
+    def after(listener: Callable[[events.JobProcessed], Any]) -> Callable[[events.JobProcessed], Any]:
+        return events.listen(events.JobProcessed, listener)
+
+    @staticmethod
+    def failing(listener: Callable[[events.JobFailed], Any]) -> Callable[[events.JobFailed], Any]:
+        return events.listen(events.JobFailed, listener)
+
+    @staticmethod
+    def looping(listener: Callable[[events.Looping], Any]) -> Callable[[events.Looping], Any]:
+        return events.listen(events.Looping, listener)

@@ -1,0 +1,109 @@
+"""The database failed-job store: Laravel's `failed_jobs` table, one row per job uuid."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
+
+from qctl.db.engines import get_engine, redact
+from qctl.db.migrations import ensure_table
+from qctl.db.schema import failed_jobs_table
+from qctl.errors import StoreUnavailableError
+from qctl.failed.base import FailedJob, clean_text, payload_to_text, text_to_payload
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class DatabaseFailedJobStore:
+    def __init__(self, url: str, table: str = "failed_jobs") -> None:
+        self.engine = get_engine(url)
+        self.table = failed_jobs_table(table)
+        self._url = url
+
+    def log(self, connection: str, queue: str, payload: bytes, exception: str, uuid: str) -> str:
+        row = {
+            "uuid": uuid,
+            "connection": connection,
+            "queue": queue,
+            "payload": payload_to_text(payload),
+            "exception": clean_text(exception),
+            "failed_at": utc_now(),
+        }
+        with self._connection("record a failed job") as conn:
+            conn.execute(self._insert_ignoring_duplicates(), row)
+        return uuid
+
+    def _insert_ignoring_duplicates(self) -> Any:
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(self.table).on_conflict_do_nothing(index_elements=["uuid"])
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            return sqlite_insert(self.table).on_conflict_do_nothing(index_elements=["uuid"])
+        return insert(self.table).prefix_with("IGNORE")
+
+    def all(self) -> list[FailedJob]:
+        return self._select(select(self.table).order_by(self.table.c.id.desc()))
+
+    def find(self, uuid: str) -> FailedJob | None:
+        found = self._select(select(self.table).where(self.table.c.uuid == uuid))
+        return found[0] if found else None
+
+    def find_by_row_ids(self, low: int, high: int) -> list[FailedJob]:
+        query = select(self.table).where(self.table.c.id.between(low, high)).order_by(self.table.c.id)
+        return self._select(query)
+
+    def forget(self, uuid: str) -> bool:
+        with self._connection("forget a failed job") as conn:
+            return conn.execute(delete(self.table).where(self.table.c.uuid == uuid)).rowcount > 0
+
+    def flush(self, hours: float | None = None) -> int:
+        statement = delete(self.table)
+        if hours is not None:
+            statement = statement.where(self.table.c.failed_at <= utc_now() - dt.timedelta(hours=hours))
+        with self._connection("flush failed jobs") as conn:
+            return int(conn.execute(statement).rowcount)
+
+    def prune(self, before: dt.datetime) -> int:
+        with self._connection("prune failed jobs") as conn:
+            return int(conn.execute(delete(self.table).where(self.table.c.failed_at < before)).rowcount)
+
+    def count(self) -> int:
+        with self._connection("count failed jobs") as conn:
+            return int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+    def _select(self, query: Any) -> list[FailedJob]:
+        with self._connection("read failed jobs") as conn:
+            return [self._record(row) for row in conn.execute(query).mappings()]
+
+    @staticmethod
+    def _record(row: Any) -> FailedJob:
+        return FailedJob(
+            id=int(row["id"]),
+            uuid=row["uuid"],
+            connection=row["connection"],
+            queue=row["queue"],
+            payload=text_to_payload(row["payload"]),
+            exception=row["exception"],
+            failed_at=row["failed_at"],
+        )
+
+    @contextmanager
+    def _connection(self, action: str) -> Iterator[Connection]:
+        try:
+            ensure_table(self.engine, self.table)
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+            raise StoreUnavailableError(f"failed-job store {redact(self._url)}: cannot {action}: {reason}") from exc

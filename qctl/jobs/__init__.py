@@ -1,0 +1,1 @@
+"""What users subclass and mark: Job, contracts, queued functions; and resolving them back."""

@@ -1,0 +1,1 @@
+"""The wire format: envelope, typed values, signing and encryption. Pure, no I/O."""

@@ -1,0 +1,178 @@
+"""The payload envelope: Laravel's field names, built once at dispatch and never re-encoded.
+
+Stored payloads move between stores as the exact bytes made here; a worker parses
+them into an `Envelope` (raising PayloadError with a one-line reason when they
+are not a qctl payload) and only ever writes those same bytes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid as uuid_module
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from qctl.errors import PayloadError
+from qctl.payload.signing import SIGNATURE_FIELD, Signer
+
+HANDLER_JOB = "qctl.CallQueuedHandler@call"
+HANDLER_FUNCTION = "qctl.CallQueuedFunction@call"
+
+_OPTIONAL_INT = ("maxTries", "maxExceptions", "retryUntil")
+_OPTIONAL_NUMBER = ("timeout",)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    uuid: str
+    display_name: str
+    job: str
+    command_name: str
+    command: Any
+    max_tries: int | None = None
+    max_exceptions: int | None = None
+    fail_on_timeout: bool = False
+    backoff: str | None = None
+    timeout: float | None = None
+    retry_until: int | None = None
+    pushed_at: str = ""
+    extra_data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_function(self) -> bool:
+        return self.job == HANDLER_FUNCTION
+
+    @property
+    def is_encrypted(self) -> bool:
+        return isinstance(self.command, str)
+
+    def backoff_seconds(self) -> list[int] | None:
+        return parse_backoff(self.backoff)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"commandName": self.command_name, "command": self.command, **self.extra_data}
+        return {
+            "uuid": self.uuid,
+            "displayName": self.display_name,
+            "job": self.job,
+            "maxTries": self.max_tries,
+            "maxExceptions": self.max_exceptions,
+            "failOnTimeout": self.fail_on_timeout,
+            "backoff": self.backoff,
+            "timeout": self.timeout,
+            "retryUntil": self.retry_until,
+            "data": data,
+            "attempts": 0,
+            "pushedAt": self.pushed_at,
+        }
+
+    def to_json(self, signer: Signer | None) -> str:
+        body = self.to_dict()
+        if signer is not None:
+            body[SIGNATURE_FIELD] = signer.sign(body)
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+
+
+def new_uuid() -> str:
+    return str(uuid_module.uuid4())
+
+
+def pushed_at_now() -> str:
+    return f"{time.time():.4f}"
+
+
+def parse_backoff(text: str | None) -> list[int] | None:
+    """Laravel stores a backoff list as a comma string ("1,5,10"); None means "use the worker's"."""
+    if text is None or text == "":
+        return None
+    try:
+        return [max(0, int(float(part))) for part in str(text).split(",")]
+    except ValueError:
+        raise PayloadError(f"payload field 'backoff' must be seconds like '1,5,10', got {text!r}") from None
+
+
+def format_backoff(value: int | float | list[int] | tuple[int, ...] | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return ",".join(str(int(v)) for v in value)
+    return str(int(value))
+
+
+def parse(raw: bytes, signer: Signer | None) -> Envelope:
+    """Bytes from a store → Envelope, or PayloadError saying in one line why not."""
+    body = load_json_object(raw)
+    if signer is not None:
+        signer.verify(body)
+    data = _field(body, "data", dict, "an object")
+    _field(data, "commandName", str, "a string")
+    if "command" not in data:
+        raise PayloadError("payload is missing field 'data.command'")
+    for name in _OPTIONAL_INT:
+        _optional(body, name, int, "an integer or null")
+    for name in _OPTIONAL_NUMBER:
+        _optional(body, name, int | float, "a number or null")
+    backoff = body.get("backoff")
+    parse_backoff(None if backoff is None else str(backoff))
+    return Envelope(
+        uuid=_field(body, "uuid", str, "a string"),
+        display_name=str(body.get("displayName") or data["commandName"]),
+        job=_field(body, "job", str, "a string"),
+        command_name=data["commandName"],
+        command=data["command"],
+        max_tries=body.get("maxTries"),
+        max_exceptions=body.get("maxExceptions"),
+        fail_on_timeout=bool(body.get("failOnTimeout", False)),
+        backoff=None if backoff is None else str(backoff),
+        timeout=body.get("timeout"),
+        retry_until=body.get("retryUntil"),
+        pushed_at=str(body.get("pushedAt", "")),
+        extra_data={k: v for k, v in data.items() if k not in ("commandName", "command")},
+    )
+
+
+def load_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("payload is not valid UTF-8") from None
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        raise PayloadError("payload is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise PayloadError(f"payload is not a JSON object (got {type(body).__name__})")
+    return body
+
+
+def uuid_of(raw: bytes, fallback_key: str = "") -> str:
+    """The payload's uuid when it has a usable one, else a stable one derived from its bytes.
+
+    The failed store is idempotent on uuid, so a garbage payload recorded twice
+    (a crash between the insert and the delete) still gives one row.
+    """
+    try:
+        found = load_json_object(raw).get("uuid")
+    except PayloadError:
+        found = None
+    if isinstance(found, str) and 0 < len(found) <= 64:
+        return found
+    digest = hashlib.sha256(fallback_key.encode() + b"\0" + raw).hexdigest()
+    return str(uuid_module.uuid5(uuid_module.NAMESPACE_OID, digest))
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type, expected: str) -> Any:
+    if name not in body:
+        raise PayloadError(f"payload is missing field {name!r}")
+    if not isinstance(body[name], kind):
+        raise PayloadError(f"payload field {name!r} must be {expected}")
+    return body[name]
+
+
+def _optional(body: Mapping[str, Any], name: str, kind: Any, expected: str) -> None:
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise PayloadError(f"payload field {name!r} must be {expected}")

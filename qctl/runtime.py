@@ -1,0 +1,184 @@
+"""The composition root: the one place that turns config into concrete objects.
+
+`current()` gives the process's runtime (loaded from the working directory on
+first use); `use()` swaps one in for a block, which is how tests and the CLI's
+`--config` choose theirs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from qctl import config as config_module
+from qctl.bus.dispatcher import Dispatcher
+from qctl.config import Config
+from qctl.connections import ConnectionManager
+from qctl.errors import ConfigError
+from qctl.events import EventBus
+from qctl.events import bus as default_event_bus
+from qctl.failed.base import FailedJobStore
+from qctl.jobs.resolve import Resolver
+from qctl.payload.signing import Signer
+from qctl.worker.failing import FailureRules
+from qctl.worker.options import WorkerOptions
+from qctl.worker.runner import JobRunner
+from qctl.worker.worker import Worker
+
+
+class Runtime:
+    def __init__(self, config: Config, events: EventBus | None = None) -> None:
+        self.config = config
+        self.events = events or default_event_bus
+
+    @cached_property
+    def signer(self) -> Signer | None:
+        return Signer(self.config.key) if self.config.key else None
+
+    @cached_property
+    def connections(self) -> ConnectionManager:
+        return ConnectionManager(self.config, self.run_in_process)
+
+    @cached_property
+    def failed_store(self) -> FailedJobStore:
+        failed = self.config.failed
+        if failed.driver == "null":
+            from qctl.failed.null import NullFailedJobStore
+
+            return NullFailedJobStore()
+        from qctl.failed.database import DatabaseFailedJobStore
+
+        return DatabaseFailedJobStore(failed.url, failed.table)
+
+    @cached_property
+    def dispatcher(self) -> Dispatcher:
+        return Dispatcher(self.config, self.connections, self.signer, self.run_in_process)
+
+    def resolver(self, trusted: bool = False) -> Resolver:
+        return Resolver(self.config.app, trusted=trusted)
+
+    def import_app(self) -> None:
+        """Import every `app` module, so their jobs and listeners register before work starts."""
+        for module in self.config.app:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ConfigError(f"{self.config.source}: app: cannot import {module!r} ({exc})") from None
+
+    def worker(self, connection: str | None, options: WorkerOptions) -> Worker:
+        driver = self.connections.get(connection)
+        runner = JobRunner(
+            driver.connection_name,
+            signer=self.signer,
+            resolver=self.resolver(),
+            failed_store=self.failed_store,
+            events=self.events,
+            options=options,
+        )
+        return Worker(driver, runner, options, self.events)
+
+    def run_in_process(self, connection_name: str, queue: str, raw: bytes) -> None:
+        """The sync driver and dispatch_sync: run a payload built in this process, now.
+
+        Like Laravel's sync queue, an exception fails the job at once (recorded in
+        the failed store, `failed()` called) and is raised to the caller.
+        """
+        options = WorkerOptions(tries=1, timeout=0)
+        runner = JobRunner(
+            connection_name,
+            signer=self.signer,
+            resolver=self.resolver(trusted=True),
+            failed_store=self.failed_store,
+            events=self.events,
+            options=options,
+            rules=_FailAtOnce(options),
+        )
+        running = runner.process(_InProcessJob(connection_name, queue, raw))
+        if running.exception is not None:
+            raise running.exception
+
+    def close(self) -> None:
+        if "connections" in self.__dict__:
+            self.connections.close()
+
+
+class _FailAtOnce(FailureRules):
+    def __init__(self, options: WorkerOptions) -> None:
+        from qctl.clock import SYSTEM_CLOCK
+
+        super().__init__(options, SYSTEM_CLOCK)
+
+    def will_exceed(self, running: object, exc: BaseException) -> str | None:  # type: ignore[override]
+        return "sync jobs are not retried"
+
+
+@dataclass
+class _InProcessJob:
+    """A ReservedJob for a payload that never left this process: nothing to delete or release."""
+
+    connection_name: str
+    queue: str
+    raw: bytes
+    attempts: int = 1
+    reclaimed: bool = False
+
+    @property
+    def key(self) -> str:
+        return "sync"
+
+    def delete(self) -> bool:
+        return True
+
+    def release(self, delay: float) -> bool:
+        return True
+
+    def renew(self) -> bool:
+        return True
+
+
+# --- the process's runtime ---------------------------------------------------------------
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+def current() -> Runtime:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = Runtime(config_module.load())
+        return _current
+
+
+@contextmanager
+def use(runtime_or_config: Runtime | Config) -> Iterator[Runtime]:
+    """Make a runtime current for the block (tests, the CLI's --config)."""
+    global _current
+    runtime = runtime_or_config if isinstance(runtime_or_config, Runtime) else Runtime(runtime_or_config)
+    with _lock:
+        previous, _current = _current, runtime
+    try:
+        yield runtime
+    finally:
+        with _lock:
+            _current = previous
+        runtime.close()
+
+
+def set_current(runtime: Runtime) -> None:
+    global _current
+    with _lock:
+        _current = runtime
+
+
+def put_cwd_on_path(cwd: Path | None = None) -> None:
+    """Every qctl command imports `app` modules that live beside qctl.toml without extra setup."""
+    path = str(cwd or Path.cwd())
+    if path not in sys.path[:1]:
+        sys.path.insert(0, path)

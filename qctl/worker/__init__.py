@@ -1,0 +1,1 @@
+"""The worker: its loop, running one job, failure rules, stop reasons, signals and timeouts."""

@@ -1,0 +1,29 @@
+"""The options a worker runs with (Laravel's queue:work defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    name: str = "default"
+    queues: tuple[str, ...] = ()
+    once: bool = False
+    stop_when_empty: bool = False
+    max_jobs: int = 0
+    max_time: float = 0
+    memory: int = 128
+    sleep: float = 3.0
+    rest: float = 0.0
+    tries: int = 1
+    backoff: tuple[int, ...] = (0,)
+    timeout: float = 60.0
+    force: bool = False
+
+    def backoff_for(self, attempts: int, job_backoff: list[int] | None) -> int:
+        """Seconds to wait before attempt `attempts + 1`: the job's list beats the worker's; the last value repeats."""
+        steps = job_backoff if job_backoff else list(self.backoff)
+        if not steps:
+            return 0
+        return steps[min(max(attempts, 1), len(steps)) - 1]

@@ -1,0 +1,226 @@
+"""Run one reserved job: verify and decode it, check its attempts, call it, then settle it.
+
+Settling follows Laravel's rules with qctl's ordering fixes: a job is deleted
+only after it finished, was released, or its failure was recorded; a payload
+that is not a runnable qctl job fails on its first reservation (no retry loop);
+and when the failed store is down the job stays queued instead of being lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from qctl.clock import SYSTEM_CLOCK, Clock
+from qctl.drivers.base import ReservedJob
+from qctl.errors import (
+    JobTimedOutError,
+    MaxAttemptsExceededError,
+    PayloadError,
+    StoreUnavailableError,
+)
+from qctl.events import (
+    EventBus,
+    JobExceptionOccurred,
+    JobProcessed,
+    JobProcessing,
+    JobReleasedAfterException,
+    JobTimedOut,
+    WorkerNotice,
+)
+from qctl.failed.base import FailedJobStore
+from qctl.jobs.job import Job
+from qctl.jobs.resolve import Resolver
+from qctl.middleware.pipeline import compose
+from qctl.payload.envelope import Envelope, parse, uuid_of
+from qctl.payload.signing import Signer
+from qctl.worker.failing import FailureRules, describe_exception
+from qctl.worker.instantiate import instantiate
+from qctl.worker.options import WorkerOptions
+from qctl.worker.timeout import job_timeout
+
+TimeoutGuard = Callable[[float | None, Callable[[], None]], AbstractContextManager[None]]
+
+log = logging.getLogger("qctl.worker")
+STORE_DOWN_RETRY_SECONDS = 5
+
+
+@dataclass
+class RunningJob:
+    """A reserved job while a worker holds it; the JobContext its Job instance talks to."""
+
+    reserved: ReservedJob
+    runner: JobRunner
+    envelope: Envelope | None = None
+    released: bool = False
+    deleted: bool = False
+    failed: bool = False
+    exception: BaseException | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def job_id(self) -> str:
+        if self.envelope is not None:
+            return self.envelope.uuid
+        return uuid_of(self.reserved.raw, self.fallback_key)
+
+    @property
+    def fallback_key(self) -> str:
+        return f"{self.reserved.connection_name}:{self.reserved.queue}:{self.reserved.key}"
+
+    @property
+    def queue(self) -> str:
+        return self.reserved.queue
+
+    @property
+    def connection_name(self) -> str:
+        return self.reserved.connection_name
+
+    @property
+    def raw(self) -> bytes:
+        return self.reserved.raw
+
+    @property
+    def display_name(self) -> str:
+        return self.envelope.display_name if self.envelope else "(unreadable payload)"
+
+    def payload(self) -> Any:
+        try:
+            return json.loads(self.reserved.raw)
+        except ValueError:
+            return None
+
+    def attempts(self) -> int:
+        return self.reserved.attempts
+
+    def is_settled(self) -> bool:
+        return self.released or self.deleted or self.failed
+
+    def is_released(self) -> bool:
+        return self.released
+
+    def is_deleted(self) -> bool:
+        return self.deleted
+
+    def has_failed(self) -> bool:
+        return self.failed
+
+    def release(self, seconds: float = 0) -> None:
+        if not self.is_settled():
+            self.reserved.release(seconds)
+            self.released = True
+
+    def delete(self) -> None:
+        if not self.deleted:
+            self.reserved.delete()
+            self.deleted = True
+
+    def fail(self, exc: BaseException) -> None:
+        self.runner.fail(self, exc)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        connection_name: str,
+        *,
+        signer: Signer | None,
+        resolver: Resolver,
+        failed_store: FailedJobStore,
+        events: EventBus,
+        options: WorkerOptions,
+        rules: FailureRules | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        timeout_guard: TimeoutGuard = job_timeout,
+    ) -> None:
+        self.connection_name = connection_name
+        self.signer = signer
+        self.resolver = resolver
+        self.failed_store = failed_store
+        self.events = events
+        self.options = options
+        self.clock = clock
+        self.rules = rules or FailureRules(options, clock)
+        self.timeout_guard = timeout_guard
+
+    def process(self, reserved: ReservedJob) -> RunningJob:
+        """Run one reserved job to a settled state (deleted, released or failed)."""
+        running = RunningJob(reserved, self)
+        try:
+            running.envelope = parse(reserved.raw, self.signer)
+        except PayloadError as exc:
+            self.fail(running, exc)
+            return running
+        reason = self.rules.already_exceeded(running)
+        if reason is not None:
+            self.fail(running, MaxAttemptsExceededError(reason))
+            return running
+        self.events.dispatch(JobProcessing(self.connection_name, running))
+        try:
+            with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running)):
+                job = instantiate(running.envelope, self.resolver, self.signer)
+                job._qctl_ctx = running
+                self.call(job)
+        except PayloadError as exc:
+            self.fail(running, exc)
+        except Exception as exc:
+            self.handle_exception(running, exc)
+        else:
+            if not running.is_settled():
+                running.delete()
+            self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
+        return running
+
+    def timeout_for(self, envelope: Envelope) -> float | None:
+        return envelope.timeout if envelope.timeout is not None else self.options.timeout
+
+    def timed_out(self, running: RunningJob) -> None:
+        """Runs from the SIGALRM handler just before the process exits: settle the job if we can."""
+        exc = JobTimedOutError(f"{running.display_name} has timed out.")
+        self.events.dispatch(JobTimedOut(self.connection_name, running))
+        envelope = running.envelope
+        if (envelope is not None and envelope.fail_on_timeout) or self.rules.will_exceed(running, exc):
+            self.fail(running, exc)
+        else:
+            running.release(self.rules.backoff(running))
+
+    @staticmethod
+    def call(job: Job) -> Any:
+        return compose(job.middleware(), lambda j: j.handle())(job)
+
+    def handle_exception(self, running: RunningJob, exc: Exception) -> None:
+        """Laravel's handleJobException: fail when out of attempts, else release after the backoff."""
+        running.exception = exc
+        if not running.failed:
+            reason = self.rules.will_exceed(running, exc)
+            if reason is not None:
+                self.fail(running, exc)
+        self.events.dispatch(JobExceptionOccurred(self.connection_name, running, exc))
+        if not running.is_settled():
+            delay = self.rules.backoff(running)
+            running.release(delay)
+            self.events.dispatch(JobReleasedAfterException(self.connection_name, running, exc, delay))
+
+    def fail(self, running: RunningJob, exc: BaseException) -> None:
+        """Record the failure first, then remove the job, then tell the job and the listeners."""
+        if running.failed or running.deleted:
+            return
+        running.exception = running.exception or exc
+        try:
+            self.failed_store.log(
+                running.connection_name, running.queue, running.raw, describe_exception(exc), running.job_id
+            )
+        except StoreUnavailableError as store_exc:
+            self.events.dispatch(WorkerNotice(self.connection_name, f"{store_exc}; job {running.job_id} stays queued"))
+            running.release(STORE_DOWN_RETRY_SECONDS)
+            return
+        running.failed = True
+        running.reserved.delete()
+        running.deleted = True
+        self.rules.call_failed_hook(running, exc, self.resolver, self.signer)
+        self.rules.announce_failure(self.events, self.connection_name, running, exc)

@@ -1,0 +1,196 @@
+"""The worker loop: should it take a job? → reserve and run one → should it stop?
+
+The worker prints nothing; it emits events the `work` command renders. Time and
+memory come through injectable seams so the loop can be tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from qctl.clock import SYSTEM_CLOCK, Clock
+from qctl.drivers.base import Driver, ReservedJob
+from qctl.errors import DriverError
+from qctl.events import EventBus, Looping, WorkerNotice, WorkerStopping
+from qctl.worker.lease import LeaseKeeper
+from qctl.worker.options import WorkerOptions
+from qctl.worker.runner import JobRunner
+from qctl.worker.signals import IdleInterrupted, WorkerFlags, handle_worker_signals, idle
+from qctl.worker.stop import EXIT_CODES, StopReason
+
+log = logging.getLogger("qctl.worker")
+
+BACKOFF_CAP_SECONDS = 30.0
+
+
+class WorkerControls(Protocol):
+    """Shared flags an operator sets from any host (restart stamp, maintenance mode)."""
+
+    def restart_requested(self) -> bool: ...
+    def is_down(self) -> bool: ...
+
+
+class NoControls:
+    def restart_requested(self) -> bool:
+        return False
+
+    def is_down(self) -> bool:
+        return False
+
+
+def resident_megabytes() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / (1024 * 1024)
+
+
+@dataclass
+class PopBackoff:
+    """Capped exponential backoff for a store that keeps failing, with one notice per state change."""
+
+    cap: float = BACKOFF_CAP_SECONDS
+    failures: int = 0
+    since: float = 0.0
+
+    def next_delay(self) -> float:
+        return float(min(self.cap, 2 ** max(0, self.failures - 1)))
+
+
+@dataclass
+class Worker:
+    driver: Driver
+    runner: JobRunner
+    options: WorkerOptions
+    events: EventBus
+    controls: WorkerControls = field(default_factory=NoControls)
+    clock: Clock = SYSTEM_CLOCK
+    memory_megabytes: Callable[[], float] = resident_megabytes
+    flags: WorkerFlags = field(default_factory=WorkerFlags)
+    jobs_processed: int = 0
+
+    def __post_init__(self) -> None:
+        self.queues = self.options.queues or (self.driver.default_queue,)
+        self.lease = LeaseKeeper(self.driver.retry_after)
+        self.backoff = PopBackoff()
+        self.current: ReservedJob | None = None
+
+    def run(self) -> int:
+        """Process jobs until a stop condition holds; returns the process exit status."""
+        with handle_worker_signals(self.flags):
+            try:
+                if self.options.once:
+                    return self.stop(self.run_next_job())
+                return self.stop(self.daemon())
+            finally:
+                self.lease.close()
+
+    def daemon(self) -> StopReason:
+        started = self.clock.monotonic()
+        while True:
+            try:
+                # 1. Paused, in maintenance, or held back by a Looping listener: wait, then re-check.
+                if not self.should_take_jobs():
+                    self.wait(self.options.sleep)
+                    reason = self.stop_reason(started, had_job=True)
+                    if reason is not None:
+                        return reason
+                    continue
+                # 2. Reserve the next job by queue priority and run it, or sleep when there is none.
+                job = self.next_job()
+                if job is not None:
+                    self.jobs_processed += 1
+                    self.run_job(job)
+                    if self.options.rest > 0:
+                        self.clock.sleep(self.options.rest)
+                elif not self.options.stop_when_empty:
+                    self.wait(self.options.sleep)
+            except IdleInterrupted:
+                return StopReason.INTERRUPTED
+            # 3. Stop when any stop condition holds (first match wins).
+            reason = self.stop_reason(started, had_job=job is not None)
+            if reason is not None:
+                return reason
+
+    def run_next_job(self) -> StopReason:
+        """--once: one job if there is one (under its timeout), else a single sleep."""
+        try:
+            if self.should_take_jobs():
+                job = self.next_job()
+                if job is not None:
+                    self.jobs_processed += 1
+                    self.run_job(job)
+                    return StopReason.ONCE
+            self.wait(self.options.sleep)
+        except IdleInterrupted:
+            return StopReason.INTERRUPTED
+        return StopReason.ONCE
+
+    def should_take_jobs(self) -> bool:
+        if self.flags.paused or (not self.options.force and self.controls.is_down()):
+            return False
+        if self.events.has_listeners(Looping):
+            results = self.events.dispatch(Looping(self.driver.connection_name, ",".join(self.queues)))
+            return all(result is not False for result in results)
+        return True
+
+    def next_job(self) -> ReservedJob | None:
+        try:
+            job = self.driver.pop(self.queues)
+        except DriverError as exc:
+            self.note_store_failure(exc)
+            with idle(self.flags):
+                self.clock.sleep(self.backoff.next_delay())
+            return None
+        if self.backoff.failures:
+            down_for = self.clock.monotonic() - self.backoff.since
+            self.notice(f"connection back after {down_for:.0f}s")
+            self.backoff.failures = 0
+        return job
+
+    def note_store_failure(self, exc: DriverError) -> None:
+        if self.backoff.failures == 0:
+            self.backoff.since = self.clock.monotonic()
+            self.notice(f"{exc}; retrying with backoff up to {self.backoff.cap:.0f}s")
+        self.backoff.failures += 1
+
+    def run_job(self, job: ReservedJob) -> None:
+        self.current = job
+        try:
+            with self.lease.keep(job):
+                self.runner.process(job)
+        except DriverError as exc:
+            # The job stays reserved and comes back after retry_after: at least once, never lost.
+            self.notice(f"{exc}; job {job.key} will be retried after retry_after")
+        finally:
+            self.current = None
+
+    def wait(self, seconds: float) -> None:
+        with idle(self.flags):
+            self.clock.sleep(seconds)
+
+    def stop_reason(self, started: float, had_job: bool) -> StopReason | None:
+        options = self.options
+        if self.flags.should_quit:
+            return StopReason.INTERRUPTED
+        if options.memory and self.memory_megabytes() >= options.memory:
+            return StopReason.MEMORY
+        if self.controls.restart_requested():
+            return StopReason.RESTART
+        if options.stop_when_empty and not had_job:
+            return StopReason.EMPTY
+        if options.max_time and self.clock.monotonic() - started >= options.max_time:
+            return StopReason.MAX_TIME
+        if options.max_jobs and self.jobs_processed >= options.max_jobs:
+            return StopReason.MAX_JOBS
+        return None
+
+    def stop(self, reason: StopReason) -> int:
+        status = EXIT_CODES[reason]
+        self.events.dispatch(WorkerStopping(status, reason.value))
+        return status
+
+    def notice(self, message: str) -> None:
+        self.events.dispatch(WorkerNotice(self.driver.connection_name, message))
