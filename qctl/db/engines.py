@@ -113,11 +113,14 @@ def unix_now_sql(engine: Engine) -> str:
     return "CAST(strftime('%s','now') AS INTEGER)"
 
 
-def unix_after_sql(engine: Engine, param: str) -> str:
-    """Whole unix seconds, rounded up, `:param` seconds from the database's now: never early."""
+def unix_after(engine: Engine, param: str) -> Any:
+    """Whole unix seconds, rounded up, `param` seconds from the database's now: never early."""
+    from sqlalchemy import BigInteger, Integer, bindparam, cast, func
+
+    seconds = bindparam(param)
     name = engine.dialect.name
     if name == "postgresql":
-        return f"CAST(CEIL(EXTRACT(EPOCH FROM CLOCK_TIMESTAMP()) + :{param}) AS BIGINT)"
+        return cast(func.ceil(func.extract("epoch", func.clock_timestamp()) + seconds), BigInteger)
     if name in ("mysql", "mariadb"):
-        return f"CAST(CEIL(UNIX_TIMESTAMP(NOW(6)) + :{param}) AS SIGNED)"
-    return f"(CAST(((julianday('now') - 2440587.5) * 86400.0 + :{param}) AS INTEGER) + 1)"
+        return cast(func.ceil(func.unix_timestamp(func.now(6)) + seconds), Integer)
+    return cast((func.julianday("now") - 2440587.5) * 86400.0 + seconds, Integer) + 1

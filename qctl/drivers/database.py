@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from qctl.config import ConnectionConfig
-from qctl.db.engines import get_engine, redact, supports_skip_locked, unix_after_sql, unix_now_sql
+from qctl.db.engines import get_engine, redact, supports_skip_locked, unix_after, unix_now_sql
 from qctl.db.migrations import ensure_table
 from qctl.db.schema import jobs_table
 from qctl.errors import DriverError
@@ -93,7 +93,7 @@ class DatabaseDriver:
 
     def _insert_statement(self, delayed: bool) -> Any:
         now = self._now()
-        available_at = literal_column(unix_after_sql(self.engine, "d")) if delayed else now
+        available_at = unix_after(self.engine, "d") if delayed else now
         return insert(self.table).values(
             queue=bindparam("q"),
             payload=bindparam("p"),

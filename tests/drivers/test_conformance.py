@@ -1,0 +1,177 @@
+"""One contract, every backend: what each driver must do, checked against the real servers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from qctl.drivers.base import Driver, ReservedJob
+from tests.support.processes import wait_for
+
+KINDS = ["sqlite", "postgresql", "mariadb"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make_driver(setup_factory, runtime_factory, kind: str, retry_after: int = 90) -> Driver:  # type: ignore[no-untyped-def]
+    setup = setup_factory(kind, retry_after=retry_after)
+    return runtime_factory(setup).connections.get()
+
+
+@pytest.fixture
+def driver(setup_factory, runtime_factory, kind: str) -> Driver:  # type: ignore[no-untyped-def]
+    return make_driver(setup_factory, runtime_factory, kind)
+
+
+def payload(n: int, **extra: object) -> str:
+    return json.dumps({"uuid": f"job-{n}", "n": n, **extra}, separators=(",", ":"))
+
+
+def number(job: ReservedJob | None) -> int:
+    assert job is not None
+    return int(json.loads(job.raw)["n"])
+
+
+def pop_within(driver: Driver, queues: list[str], seconds: float) -> ReservedJob:
+    found: list[ReservedJob] = []
+
+    def popped() -> bool:
+        job = driver.pop(queues)
+        if job is not None:
+            found.append(job)
+        return bool(found)
+
+    wait_for(popped, seconds, interval=0.1, message=f"a job on {queues}")
+    return found[0]
+
+
+def test_push_pop_delete(driver: Driver) -> None:
+    driver.push(payload(1), "default")
+    job = driver.pop(["default"])
+    assert number(job) == 1 and job is not None
+    assert job.attempts == 1 and job.queue == "default" and not job.reclaimed
+    assert driver.pop(["default"]) is None
+    assert driver.size("default") == 1  # reserved jobs count, as in Laravel
+    assert job.delete() is True
+    assert driver.size("default") == 0
+
+
+def test_fifo_within_a_queue(driver: Driver) -> None:
+    for n in range(5):
+        driver.push(payload(n), "default")
+    assert [number(driver.pop(["default"])) for _ in range(5)] == [0, 1, 2, 3, 4]
+
+
+def test_priority_order_across_queues(driver: Driver) -> None:
+    driver.push(payload(1), "low")
+    driver.push(payload(2), "high")
+    driver.push(payload(3), "low")
+    driver.push(payload(4), "high")
+    order = [number(driver.pop(["high", "low"])) for _ in range(4)]
+    assert order == [2, 4, 1, 3]
+    assert driver.pop(["high", "low"]) is None
+
+
+def test_bulk_pushes_everything(driver: Driver) -> None:
+    driver.bulk([(payload(n), "bulk" if n % 2 else "other", 0) for n in range(10)])
+    assert driver.size("bulk") == 5 and driver.size("other") == 5
+
+
+def test_delayed_job_waits(driver: Driver) -> None:
+    driver.push(payload(1), "default", delay=1.5)
+    driver.push(payload(2), "default")
+    started = time.monotonic()
+    assert number(driver.pop(["default"])) == 2
+    assert driver.pop(["default"]) is None
+    assert driver.size("default") == 2
+    job = pop_within(driver, ["default"], 5)
+    assert number(job) == 1
+    assert time.monotonic() - started >= 1.4  # never early
+
+
+def test_release_puts_the_job_back_with_its_attempts(driver: Driver) -> None:
+    driver.push(payload(1), "default")
+    first = driver.pop(["default"])
+    assert first is not None and first.release(0) is True
+    second = driver.pop(["default"])
+    assert second is not None and number(second) == 1
+    assert second.attempts == 2 and not second.reclaimed
+    assert second.release(1.5) is True
+    assert driver.pop(["default"]) is None
+    third = pop_within(driver, ["default"], 5)
+    assert third.attempts == 3
+
+
+def test_released_job_goes_behind_waiting_jobs(driver: Driver) -> None:
+    driver.push(payload(1), "default")
+    driver.push(payload(2), "default")
+    first = driver.pop(["default"])
+    assert first is not None and first.release(0)
+    assert [number(driver.pop(["default"])) for _ in range(2)] == [2, 1]
+
+
+def test_clear_removes_ready_delayed_and_reserved(driver: Driver) -> None:
+    driver.push(payload(1), "default")
+    driver.push(payload(2), "default", delay=60)
+    driver.push(payload(3), "default")
+    driver.push(payload(4), "other")
+    assert driver.pop(["default"]) is not None
+    assert driver.size("default") == 3
+    assert driver.clear("default") == 3
+    assert driver.size("default") == 0 and driver.size("other") == 1
+
+
+def test_payload_bytes_survive_releases_unchanged(driver: Driver) -> None:
+    tricky = json.dumps(
+        {"uuid": "x", "n": 1, "empty": [], "obj": {}, "big": 2**63 + 1, "f": 0.1, "url": "a/b", "u": "žluť 🐍"},
+        separators=(",", ":"),
+    )
+    driver.push(tricky, "default")
+    for attempt in range(1, 5):
+        job = driver.pop(["default"])
+        assert job is not None and job.attempts == attempt
+        assert job.raw == tricky.encode()
+        assert job.release(0)
+
+
+def test_expired_reservation_is_reclaimed(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=1)
+    driver.push(payload(1), "default")
+    first = driver.pop(["default"])
+    assert first is not None
+    second = pop_within(driver, ["default"], 6)
+    assert number(second) == 1
+    assert second.attempts == 2 and second.reclaimed
+
+
+def test_stale_holder_cannot_delete_or_release(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=1)
+    driver.push(payload(1), "default")
+    stale = driver.pop(["default"])
+    assert stale is not None
+    current = pop_within(driver, ["default"], 6)
+    assert stale.delete() is False
+    assert stale.release(0) is False
+    assert stale.renew() is False
+    assert driver.size("default") == 1
+    assert driver.pop(["default"]) is None  # the stale release did not duplicate it
+    assert current.delete() is True
+    assert driver.size("default") == 0
+
+
+def test_renewed_lease_is_not_handed_out(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=2)
+    driver.push(payload(1), "default")
+    job = driver.pop(["default"])
+    assert job is not None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        assert job.renew() is True
+        assert driver.pop(["default"]) is None
+    assert job.delete() is True

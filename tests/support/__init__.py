@@ -1,0 +1,1 @@
+"""Shared test helpers: real services, per-test configs, worker subprocesses."""

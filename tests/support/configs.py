@@ -1,0 +1,83 @@
+"""Per-test configurations: unique table names and key prefixes, so tests (and parallel runs) never collide."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+
+from qctl import config as config_module
+from qctl.config import Config
+from qctl.db.engines import get_engine
+from tests.support.services import url_for
+
+SQL_KINDS = ("sqlite", "postgresql", "mariadb")
+
+
+@dataclass
+class TestSetup:
+    kind: str
+    directory: Path
+    token: str
+    toml: str
+
+    @property
+    def config_file(self) -> Path:
+        return self.directory / "qctl.toml"
+
+    def config(self) -> Config:
+        return config_module.load(self.config_file)
+
+    def table(self, base: str) -> str:
+        return f"{base}_{self.token}"
+
+
+def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_testjobs",), key: str | None = None,
+               retry_after: int = 90, extra: str = "") -> TestSetup:
+    """Write a qctl.toml for `kind` (sqlite, postgresql, mariadb, redis) into `directory`."""
+    token = secrets.token_hex(4)
+    db_kind = kind if kind in SQL_KINDS else "sqlite"
+    db_url = url_for(db_kind, directory)
+    lines = [
+        'default = "main"',
+        f"app = [{', '.join(repr(a) for a in app)}]".replace("'", '"'),
+    ]
+    if key:
+        lines.append(f'key = "{key}"')
+    lines += ["", "[connections.main]"]
+    if kind == "redis":
+        lines += ['driver = "redis"', f'url = "{url_for("redis", directory)}"', f'prefix = "qctl-test-{token}:"']
+    else:
+        lines += ['driver = "database"', f'url = "{db_url}"', f'table = "jobs_{token}"']
+    lines += [
+        f"retry_after = {retry_after}",
+        "",
+        "[failed]",
+        f'url = "{db_url}"',
+        f'table = "failed_jobs_{token}"',
+        "",
+        "[batching]",
+        f'url = "{db_url}"',
+        f'table = "job_batches_{token}"',
+        "",
+        "[cache]",
+        f'url = "{db_url}"',
+        f'table = "cache_{token}"',
+    ]
+    toml = "\n".join(lines) + "\n" + extra
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "qctl.toml").write_text(toml, encoding="utf-8")
+    return TestSetup(kind, directory, token, toml)
+
+
+def drop_tables(setup: TestSetup) -> None:
+    """Remove every table the setup may have created (server databases are shared)."""
+    if setup.kind not in ("postgresql", "mariadb"):
+        return
+    engine = get_engine(url_for(setup.kind, setup.directory))
+    with engine.begin() as conn:
+        for base in ("jobs", "failed_jobs", "job_batches", "cache", "cache_locks"):
+            name = f"{base}_{setup.token}" if base != "cache_locks" else f"cache_{setup.token}_locks"
+            conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
