@@ -57,3 +57,14 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+class BlockingDriver(Driver, Protocol):
+    """A driver that can wait for a job to arrive instead of the worker polling (Redis `block_for`)."""
+
+    def wait_for_job(self, queues: Sequence[str]) -> bool:
+        """Block until a job may be available on one of `queues`, or the driver's block time passes.
+
+        Returns False when this connection does not block (the worker then sleeps --sleep).
+        Runs inside the worker's idle section: a quit request may interrupt it with an exception.
+        """

@@ -106,7 +106,7 @@ class Worker:
                     if self.options.rest > 0:
                         self.clock.sleep(self.options.rest)
                 elif not self.options.stop_when_empty:
-                    self.wait(self.options.sleep)
+                    self.wait_for_work()
             except IdleInterrupted:
                 return StopReason.INTERRUPTED
             # 3. Stop when any stop condition holds (first match wins).
@@ -166,6 +166,13 @@ class Worker:
             self.notice(f"{exc}; job {job.key} will be retried after retry_after")
         finally:
             self.current = None
+
+    def wait_for_work(self) -> None:
+        """Idle: block on the store's wake-up signal when the driver can, else sleep --sleep seconds."""
+        wait_for_job = getattr(self.driver, "wait_for_job", None)
+        with idle(self.flags):
+            if wait_for_job is None or not wait_for_job(self.queues):
+                self.clock.sleep(self.options.sleep)
 
     def wait(self, seconds: float) -> None:
         with idle(self.flags):
