@@ -18,6 +18,7 @@ from pathlib import Path
 
 from qctl import config as config_module
 from qctl.bus.dispatcher import Dispatcher
+from qctl.cache.base import CacheStore
 from qctl.config import Config
 from qctl.connections import ConnectionManager
 from qctl.errors import ConfigError
@@ -55,6 +56,12 @@ class Runtime:
         from qctl.failed.database import DatabaseFailedJobStore
 
         return DatabaseFailedJobStore(failed.url, failed.table)
+
+    @cached_property
+    def cache(self) -> CacheStore:
+        from qctl import cache
+
+        return cache.connect(self.config.cache)
 
     @cached_property
     def dispatcher(self) -> Dispatcher:
