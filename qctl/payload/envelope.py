@@ -149,17 +149,13 @@ def load_json_object(raw: bytes) -> dict[str, Any]:
 
 
 def uuid_of(raw: bytes, fallback_key: str = "") -> str:
-    """The payload's uuid when it has a usable one, else a stable one derived from its bytes.
+    """A stable uuid for a payload that could not be read or verified, derived from its bytes.
 
-    The failed store is idempotent on uuid, so a garbage payload recorded twice
-    (a crash between the insert and the delete) still gives one row.
+    Such a payload's own claim to a uuid is not trusted (a forged payload could
+    name a real job's uuid). The failed store is idempotent on uuid, so recording
+    the same stored entry twice (a crash between the insert and the delete)
+    still gives one row; `fallback_key` names the entry (connection, queue, id).
     """
-    try:
-        found = load_json_object(raw).get("uuid")
-    except PayloadError:
-        found = None
-    if isinstance(found, str) and 0 < len(found) <= 64:
-        return found
     digest = hashlib.sha256(fallback_key.encode() + b"\0" + raw).hexdigest()
     return str(uuid_module.uuid5(uuid_module.NAMESPACE_OID, digest))
 
