@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -10,7 +11,6 @@ from qctl.errors import PayloadError, SignatureError
 from qctl.payload import envelope
 from qctl.payload.envelope import Envelope, parse
 from qctl.payload.signing import Signer, generate_key
-import base64
 
 
 def make(**overrides: object) -> Envelope:
