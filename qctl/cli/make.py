@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from qctl.cli import context, output
+from qctl.config import Config, ConnectionConfig
 
 
 def make_job(
@@ -44,18 +45,19 @@ def _make_table(ctx: typer.Context, which: str) -> None:
     output.info(f"Migration written: {target}")
 
 
-def _queue_connection(config):  # type: ignore[no-untyped-def]
+def _queue_connection(config: Config) -> ConnectionConfig:
+    """The default connection when it is a database one, else the first database connection."""
     connection = config.connection()
     if connection.driver != "database":
         connection = next((c for c in config.connections.values() if c.driver == "database"), connection)
     return connection
 
 
-def _queue_url(config) -> str:  # type: ignore[no-untyped-def]
+def _queue_url(config: Config) -> str:
     return _queue_connection(config).url or ""
 
 
-def _queue_table(config) -> str:  # type: ignore[no-untyped-def]
+def _queue_table(config: Config) -> str:
     return _queue_connection(config).table
 
 
