@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qctl import config as config_module
 from qctl.bus.dispatcher import Dispatcher
@@ -34,6 +35,9 @@ from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
 from qctl.worker.timeout import no_timeout
 from qctl.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from qctl.failed.retry import FailedJobRetrier
 
 
 class Runtime:
@@ -101,6 +105,20 @@ class Runtime:
             SYSTEM_CLOCK,
             counters=CacheJobCounters(self.cache),
             max_stalls=self.config.connection(connection_name).max_stalls,
+        )
+
+    def failed_job_retrier(self) -> FailedJobRetrier:
+        """`qctl retry`: pushes failed jobs back; loads jobs the way a worker would (for retry_until)."""
+        from qctl.failed.retry import FailedJobRetrier
+        from qctl.payload.envelope import parse
+        from qctl.worker.instantiate import instantiate
+
+        resolver = self.resolver()
+        return FailedJobRetrier(
+            self.failed_store,
+            self.connections,
+            self.signer,
+            lambda raw: instantiate(parse(raw, self.signer), resolver, self.signer),
         )
 
     def run_in_process(self, connection_name: str, queue: str, raw: bytes) -> None:
