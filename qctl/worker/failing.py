@@ -121,11 +121,15 @@ class FailureRules:
 
     @staticmethod
     def call_failed_hook(running: RunningJob, exc: BaseException, resolver: Resolver, signer: Signer | None) -> None:
-        """`failed(exc)` on a fresh instance; a hook that raises is logged, the failure stays recorded."""
+        """`failed(exc)` on a fresh instance; a hook that raises is logged, the failure stays recorded.
+
+        The instance sees the settled job (job_id, attempts); release/fail/delete are no-ops by then.
+        """
         if running.envelope is None or isinstance(exc, PayloadError):
             return
         try:
             fresh = instantiate(running.envelope, resolver, signer)
+            fresh._qctl_ctx = running
             fresh.failed(exc)
         except Exception:
             log.exception("the failed() hook of %s raised", running.display_name)
