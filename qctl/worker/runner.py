@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qctl.clock import SYSTEM_CLOCK, Clock
+from qctl.crashpoints import crash_point
 from qctl.drivers.base import ReservedJob
 from qctl.errors import (
     JobTimedOutError,
@@ -108,8 +109,10 @@ class RunningJob:
 
     def release(self, seconds: float = 0) -> None:
         if not self.is_settled():
+            crash_point("before_release")
             self.reserved.release(seconds)
             self.released = True
+            crash_point("after_release")
 
     def delete(self) -> None:
         if not self.deleted:
@@ -150,6 +153,7 @@ class JobRunner:
         if not self.is_runnable(running):
             return running
         self.events.dispatch(JobProcessing(self.connection_name, running))
+        crash_point("before_handle")
         assert running.envelope is not None
         try:
             with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running)):
@@ -162,6 +166,7 @@ class JobRunner:
             if running.failed:
                 return running
             if not running.is_settled():
+                crash_point("after_handle_before_ack")
                 running.delete()
             self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
         return running
@@ -245,6 +250,7 @@ class JobRunner:
             running.release(STORE_DOWN_RETRY_SECONDS)
             return
         running.failed = True
+        crash_point("after_failed_insert_before_delete")
         running.reserved.delete()
         running.deleted = True
         self.rules.forget_counters(running)

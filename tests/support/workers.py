@@ -56,6 +56,8 @@ class MiniSupervisor:
     cwd: Path
     count: int = 1
     env: dict[str, str] | None = None
+    restart_env: dict[str, str] | None = None
+    """Environment of restarted workers (default: `env`), e.g. without the crash point."""
     workers: list[WorkerProcess] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
     killed: list[int] = field(default_factory=list)
@@ -68,15 +70,15 @@ class MiniSupervisor:
 
     def __enter__(self) -> MiniSupervisor:
         with self._lock:
-            self.workers = [self._spawn(n) for n in range(self.count)]
+            self.workers = [self._spawn(n, self.env) for n in range(self.count)]
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _spawn(self, n: int) -> WorkerProcess:
-        worker = spawn_qctl(self.args, self.cwd, env=self.env, name=f"w{n}")
+    def _spawn(self, n: int, env: dict[str, str] | None) -> WorkerProcess:
+        worker = spawn_qctl(self.args, self.cwd, env=env, name=f"w{n}")
         self.started.append(worker.pid)
         return worker
 
@@ -87,7 +89,7 @@ class MiniSupervisor:
                     status = worker.process.poll()
                     if status is not None and not self._stopping.is_set():
                         self.exits.append(Exit(worker.pid, status, time.monotonic()))
-                        self.workers[n] = self._spawn(n)
+                        self.workers[n] = self._spawn(n, self.env if self.restart_env is None else self.restart_env)
 
     def kill_random(self, rng: random.Random) -> int:
         """SIGKILL one live worker (the watcher restarts it); returns its pid."""
@@ -102,13 +104,15 @@ class MiniSupervisor:
         return [e.status for e in self.exits]
 
     def stop(self, timeout: float = 30) -> list[int]:
-        """SIGTERM every worker and wait: each finishes its job and exits; returns their statuses."""
+        """SIGTERM every worker and wait: each finishes its job and exits; returns the statuses of
+        those not killed by the test (a kill just before stopping is not restarted)."""
         self._stopping.set()
         self._thread.join(timeout=5)
         for worker in self.workers:
             if worker.alive():
                 worker.signal(signal.SIGTERM)
-        return [worker.wait(timeout) for worker in self.workers]
+        statuses = [(worker.pid, worker.wait(timeout)) for worker in self.workers]
+        return [status for pid, status in statuses if pid not in self.killed]
 
     def stderr(self) -> str:
         return "".join(p.read_text(errors="replace") for p in sorted(self.cwd.glob("w*.err")))
