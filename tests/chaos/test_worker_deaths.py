@@ -81,7 +81,7 @@ def test_random_kill9_loses_nothing_and_every_duplicate_is_explained(setup_facto
 
     uuids = push(100)
     with MiniSupervisor([*WORK, "--tries", "0"], setup.directory, count=3) as supervisor:
-        until = time.monotonic() + 10 * SCALE
+        until = time.monotonic() + 8 * SCALE
         while time.monotonic() < until:  # keep them busy, so kills land mid-job
             uuids += push(15)
             time.sleep(rng.uniform(0.2, 1.0))

@@ -41,6 +41,9 @@ def queue_size(runtime: Runtime, queue: str = "default") -> int:
     return runtime.connections.get().size(queue)
 
 
+STARTUP_SECONDS = 3.0
+
+
 @dataclass
 class Exit:
     pid: int
@@ -64,6 +67,7 @@ class MiniSupervisor:
     started: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.spawned_at: dict[int, float] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -79,6 +83,7 @@ class MiniSupervisor:
 
     def _spawn(self, n: int, env: dict[str, str] | None) -> WorkerProcess:
         worker = spawn_qctl(self.args, self.cwd, env=env, name=f"w{n}")
+        self.spawned_at[n] = time.monotonic()
         self.started.append(worker.pid)
         return worker
 
@@ -108,6 +113,9 @@ class MiniSupervisor:
         those not killed by the test (a kill just before stopping is not restarted)."""
         self._stopping.set()
         self._thread.join(timeout=5)
+        # A worker still importing has no signal handlers yet (SIGTERM kills it: -15); let it start.
+        youngest = max(self.spawned_at.values(), default=0.0)
+        time.sleep(max(0.0, youngest + STARTUP_SECONDS - time.monotonic()))
         for worker in self.workers:
             if worker.alive():
                 worker.signal(signal.SIGTERM)
