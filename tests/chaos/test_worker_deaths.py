@@ -10,13 +10,12 @@ import os
 import random
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import qctl_testjobs as jobs
 
 from qctl.crashpoints import EXIT_CRASHED
-from tests.support.ledger import analyse
+from tests.support.ledger import analyse, ledger_rows
 from tests.support.processes import read_ledger, spawn_qctl, wait_for
 from tests.support.workers import (
     MiniSupervisor,
@@ -37,9 +36,6 @@ WORK = ["work", "--sleep", "0.2"]
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
-
-def ledger_rows(ledger: Path, phase: str, uuid: str) -> list[list[str]]:
-    return [row for row in read_ledger(ledger) if row[0] == phase and row[1] == uuid]
 
 
 def test_kill9_mid_job_is_redelivered_and_nothing_else_is_lost(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]

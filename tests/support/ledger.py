@@ -11,6 +11,11 @@ from pathlib import Path
 from tests.support.processes import read_ledger
 
 
+def ledger_rows(ledger: Path, phase: str, uuid: str) -> list[list[str]]:
+    """The ledger lines of one phase (`start`, `end`, `failed`) of one job."""
+    return [row for row in read_ledger(ledger) if row[0] == phase and row[1] == uuid]
+
+
 @dataclass
 class LedgerReport:
     dispatched: int
