@@ -210,6 +210,8 @@ class JobRunner:
         self.notice(f"job {running.job_id} ({running.display_name}) timed out after {seconds:g}s; the worker exits")
         self.events.dispatch(JobTimedOut(self.connection_name, running))
         running.exception = exc
+        if running.is_settled():  # it released or deleted itself before running over: nothing to do
+            return
         if running.envelope.fail_on_timeout or self.rules.reason_to_fail_after(running, exc) is not None:
             self.fail(running, exc)
         else:
@@ -222,7 +224,7 @@ class JobRunner:
     def handle_exception(self, running: RunningJob, exc: Exception) -> None:
         """Laravel's handleJobException: fail when out of attempts, else release after the backoff."""
         running.exception = exc
-        if not running.failed:
+        if not running.is_settled():  # a job that released itself and then raised is back on its queue
             reason = self.rules.reason_to_fail_after(running, exc)
             if reason is not None:
                 self.fail(running, exc)

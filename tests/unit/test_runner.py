@@ -220,6 +220,21 @@ def test_self_delete_then_raise_is_neither_retried_nor_failed(harness: Harness) 
     assert reserved.deleted and not reserved.released and not harness.store.records
 
 
+def test_release_then_raise_on_the_last_try_stays_released(harness: Harness) -> None:
+    _, reserved = harness.run(jobs.ReleaseThenRaise(), attempts=1)
+    assert reserved.released == [7] and not reserved.deleted and not harness.store.records
+
+
+def test_timeout_after_the_job_released_itself_changes_nothing(harness: Harness) -> None:
+    runner = harness.runner()
+    reserved = FakeReserved(build_envelope(jobs.SleepTimesOut(0), None).to_json(None).encode(), attempts=3)
+    running = RunningJob(reserved, runner)
+    assert runner.is_runnable(running)
+    running.release(4)
+    runner.timed_out(running)
+    assert reserved.released == [4] and not reserved.deleted and not harness.store.records
+
+
 def test_failed_store_down_keeps_the_job_queued(harness: Harness) -> None:
     harness.store.down = True
     running, reserved = harness.run(jobs.BoomThreeTries(), attempts=3)
