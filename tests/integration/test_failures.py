@@ -70,15 +70,17 @@ def test_retry_until_deadline_replaces_tries(setup_factory, runtime_factory, kin
     setup = setup_factory(kind)
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
-    wall, mono = time.time(), time.monotonic()
-    uuid = dispatch(runtime, jobs.BoomUntil(window=5, ledger=str(ledger)))  # tries = 1, backoff = 1
     worker = spawn_qctl(["work", "--sleep", "0.1"], setup.directory)
     try:
+        ready = dispatch(runtime, jobs.Ok(0, str(ledger)))  # the deadline must not be spent on start-up
+        wait_for(lambda: read_ledger(ledger), 60, message="the worker to be up")
+        wall, mono = time.time(), time.monotonic()
+        uuid = dispatch(runtime, jobs.BoomUntil(window=4, ledger=str(ledger)))  # tries = 1, backoff = 1
         record = wait_for_failed(runtime, uuid, timeout=30)
     finally:
         worker.signal(signal.SIGTERM)
         assert worker.wait(15) == 0
-    started_at = [float(row[4]) for row in read_ledger(ledger) if row[0] == "start"]
+    started_at = [float(row[4]) for row in read_ledger(ledger) if row[0] == "start" and row[1] != ready]
     assert len(started_at) >= 2, record.exception  # retried past its tries = 1 while the deadline held
     deadline = mono + (json.loads(record.payload)["retryUntil"] - wall)  # on the ledger's monotonic clock
     assert max(started_at) <= deadline + 1

@@ -311,3 +311,13 @@ def test_exception_text_is_made_storable() -> None:
     text = clean_text("bad \udcff \x00 é")
     text.encode("utf-8")
     assert "\x00" not in text and "é" in text
+
+
+def test_cli_backoff_list_parses_and_refuses_nonsense() -> None:
+    from qctl.cli.options import parse_backoff
+    from qctl.errors import UsageError
+
+    assert parse_backoff("1,5,10") == (1, 5, 10) and parse_backoff("3") == (3,)
+    for bad in ("1,x", "-1", ""):
+        with pytest.raises(UsageError):
+            parse_backoff(bad)
