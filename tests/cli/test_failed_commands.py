@@ -187,3 +187,25 @@ def test_sqlite_shared_transaction_rolls_back_when_the_record_vanished(setup_fac
     with pytest.raises(QctlError, match="meanwhile"):
         push_and_forget_in_one_transaction(driver, runtime.failed_store, record, record.payload.decode())  # type: ignore[union-attr]
     assert driver.size("default") == 0  # the push was rolled back with it
+
+
+def test_crash_between_push_and_forget(setup_factory, runtime_factory, tmp_path):  # type: ignore[no-untyped-def]
+    """One database: push and forget are one transaction, the crash point is never reached. Two
+    databases: a crash leaves the job queued and still recorded (at least once, never lost)."""
+    crash = {"QCTL_CRASHPOINT": "retry_after_push_before_forget"}
+    shared = setup_factory("sqlite", subdir="shared")
+    runtime = runtime_factory(shared)
+    uuid = record_failure(runtime, jobs.Ok(1))
+    result = run_qctl(["retry", uuid], shared.directory, env=crash)
+    assert result.returncode == 0 and failed_ids(shared.directory) == []
+    assert runtime.connections.get().size("default") == 1
+
+    split = setup_factory("sqlite", subdir="split")
+    head, failed_section = split.toml.split("[failed]\n", 1)
+    failed_section = failed_section.replace("qctl.sqlite", "failed.sqlite", 1)
+    split.config_file.write_text(head + "[failed]\n" + failed_section, encoding="utf-8")
+    runtime = runtime_factory(split)
+    uuid = record_failure(runtime, jobs.Ok(2))
+    result = run_qctl(["retry", uuid], split.directory, env=crash)
+    assert result.returncode == 137  # died after the push, before the forget
+    assert runtime.connections.get().size("default") == 1 and failed_ids(split.directory) == [uuid]
