@@ -73,7 +73,8 @@ def show_failed(records: list[FailedJob], as_json: bool) -> None:
         output.show_json(rows)
         return
     columns = ["id", "connection", "queue", "class", "failed_at", "error"]
-    output.show_table("Failed jobs", columns, [[row[c] for c in columns] for row in rows], "No failed jobs.")
+    headers = [c.replace("_", " ") for c in columns]
+    output.show_table("Failed jobs", headers, [[row[c] for c in columns] for row in rows], "No failed jobs.")
 
 
 def failed_row(record: FailedJob) -> dict[str, object]:
