@@ -16,6 +16,7 @@ import qctl_testjobs as jobs
 from sqlalchemy import text
 
 from qctl.payload.signing import generate_key
+from tests.support.ledger import ledger_rows
 from tests.support.processes import read_ledger, run_qctl, spawn_qctl, wait_for
 from tests.support.workers import dispatch, failed_records, queue_size, wait_for_failed
 
@@ -142,6 +143,10 @@ def poison_payloads(evil_marker: Path) -> dict[str, str]:
                                   "data": {"commandName": "qctl_testjobs:Ok", "command": {"n": 1, "ledger": None}}}))
     bad_value = json.loads(json.dumps(good))
     bad_value["data"]["command"]["n"] = {"__qctl__": "decimal", "v": "abc"}
+    gone_member = json.loads(json.dumps(good)) | {"uuid": "poison-enum"}
+    gone_member["data"]["command"]["n"] = {"__qctl__": "enum", "v": {"cls": "qctl_testjobs:Colour", "v": "purple"}}
+    bad_date = json.loads(json.dumps(good)) | {"uuid": "poison-date"}
+    bad_date["data"]["command"]["n"] = {"__qctl__": "datetime", "v": "not a date"}
     unknown = json.loads(json.dumps(good)) | {"uuid": "poison-unknown"}
     unknown["data"] = {"commandName": "qctl_testjobs:DoesNotExist", "command": {}}
     evil = json.loads(json.dumps(good)) | {"uuid": "poison-evil"}
@@ -153,6 +158,8 @@ def poison_payloads(evil_marker: Path) -> dict[str, str]:
         "no fields": '{"uuid":"poison-bare"}',
         "no data": json.dumps({"uuid": "poison-nodata", "job": "qctl.CallQueuedHandler@call"}),
         "bad typed value": json.dumps(bad_value),
+        "enum member gone": json.dumps(gone_member),
+        "bad datetime": json.dumps(bad_date),
         "unknown class": json.dumps(unknown),
         "evil class": json.dumps(evil),
     }
@@ -165,6 +172,8 @@ EXPECTED_REASONS = {
     "no fields": "payload is missing field 'data'",
     "no data": "payload is missing field 'data'",
     "bad typed value": "Ok.n: bad decimal value",
+    "enum member gone": "Ok.n: qctl_testjobs:Colour has no member with value 'purple'",
+    "bad datetime": "Ok.n: bad datetime value 'not a date'",
     "unknown class": "unknown job class 'qctl_testjobs:DoesNotExist'",
     "evil class": "outside the app packages",
 }
@@ -252,3 +261,33 @@ def test_failed_store_down_keeps_the_job_queued_until_it_can_be_recorded(setup_f
     assert sum(1 for r in runtime.failed_store.all() if r.uuid == doomed) == 1
     assert starts(ledger, doomed) == [1]  # it ran once; later reservations only tried to record it
     assert "attempted too many times" in record.error_line
+
+
+OVERFLOW_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="known: qctl/drivers/database.py keeps attempts in a 32-bit INTEGER and reserves with attempts + 1, "
+    "so a row at 2**31-1 makes every reservation of its queue fail (Laravel #58941); the driver's owner fixes it",
+)
+
+
+@pytest.mark.parametrize(
+    "sql_kind", ["sqlite", pytest.param("postgresql", marks=OVERFLOW_BUG), pytest.param("mariadb", marks=OVERFLOW_BUG)]
+)
+def test_attempts_at_the_column_maximum_do_not_wedge_the_queue(setup_factory, runtime_factory, sql_kind, tmp_path):  # type: ignore[no-untyped-def]
+    """P-03 (SQL only: the row is changed in place)."""
+    setup = setup_factory(sql_kind)
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    worn = dispatch(runtime, jobs.SleepUnlimited(0, str(ledger)))  # tries = 0
+    driver = runtime.connections.get()
+    with driver.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(f"UPDATE {setup.table('jobs')} SET attempts = 2147483647"))
+    sentinel = dispatch(runtime, jobs.Ok(1, str(ledger)))
+    worker = spawn_qctl(["work", "--sleep", "0.1"], setup.directory)
+    try:
+        wait_for(lambda: ledger_rows(ledger, "end", sentinel), 12, message="the job behind the worn row")
+        wait_for(lambda: queue_size(runtime) == 0, 10, message="the queue to empty")
+    finally:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+    assert ledger_rows(ledger, "end", worn) or worn in failed_records(runtime)
