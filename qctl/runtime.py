@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qctl import config as config_module
 from qctl.bus.dispatcher import Dispatcher
 from qctl.cache.base import CacheStore
+from qctl.clock import SYSTEM_CLOCK
 from qctl.config import Config
 from qctl.connections import ConnectionManager
 from qctl.errors import ConfigError
@@ -27,10 +29,15 @@ from qctl.events import bus as default_event_bus
 from qctl.failed.base import FailedJobStore
 from qctl.jobs.resolve import Resolver
 from qctl.payload.signing import Signer
+from qctl.worker.counters import CacheJobCounters
 from qctl.worker.failing import FailureRules
 from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
+from qctl.worker.timeout import no_timeout
 from qctl.worker.worker import Worker
+
+if TYPE_CHECKING:
+    from qctl.failed.retry import FailedJobRetrier
 
 
 class Runtime:
@@ -87,8 +94,32 @@ class Runtime:
             failed_store=self.failed_store,
             events=self.events,
             options=options,
+            rules=self.failure_rules(driver.connection_name, options),
         )
         return Worker(driver, runner, options, self.events)
+
+    def failure_rules(self, connection_name: str, options: WorkerOptions) -> FailureRules:
+        """Attempt rules with max_exceptions and max_stalls counted per job uuid in the shared cache."""
+        return FailureRules(
+            options,
+            SYSTEM_CLOCK,
+            counters=CacheJobCounters(self.cache),
+            max_stalls=self.config.connection(connection_name).max_stalls,
+        )
+
+    def failed_job_retrier(self) -> FailedJobRetrier:
+        """`qctl retry`: pushes failed jobs back; loads jobs the way a worker would (for retry_until)."""
+        from qctl.failed.retry import FailedJobRetrier
+        from qctl.payload.envelope import parse
+        from qctl.worker.instantiate import instantiate
+
+        resolver = self.resolver()
+        return FailedJobRetrier(
+            self.failed_store,
+            self.connections,
+            self.signer,
+            lambda raw: instantiate(parse(raw, self.signer), resolver, self.signer),
+        )
 
     def run_in_process(self, connection_name: str, queue: str, raw: bytes) -> None:
         """The sync driver and dispatch_sync: run a payload built in this process, now.
@@ -105,6 +136,7 @@ class Runtime:
             events=self.events,
             options=options,
             rules=_FailAtOnce(options),
+            timeout_guard=no_timeout,  # the timeout ends the process: never the caller's
         )
         running = runner.process(_InProcessJob(connection_name, queue, raw))
         if running.exception is not None:
@@ -117,11 +149,9 @@ class Runtime:
 
 class _FailAtOnce(FailureRules):
     def __init__(self, options: WorkerOptions) -> None:
-        from qctl.clock import SYSTEM_CLOCK
-
         super().__init__(options, SYSTEM_CLOCK)
 
-    def will_exceed(self, running: object, exc: BaseException) -> str | None:  # type: ignore[override]
+    def reason_to_fail_after(self, running: object, exc: BaseException) -> str | None:
         return "sync jobs are not retried"
 
 

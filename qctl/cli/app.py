@@ -45,6 +45,10 @@ SETUP = "Setup"
 
 app.command("work", rich_help_panel=WORK)(work.work)
 app.command("failed", rich_help_panel=FAILED)(failed.failed)
+app.command("retry", rich_help_panel=FAILED)(failed.retry)
+app.command("forget", rich_help_panel=FAILED)(failed.forget)
+app.command("flush", rich_help_panel=FAILED)(failed.flush)
+app.command("prune-failed", rich_help_panel=FAILED)(failed.prune_failed)
 app.command("clear", rich_help_panel=QUEUES)(inspect.clear)
 app.command("demo", rich_help_panel=SETUP)(demo.demo)
 app.command("migrate", rich_help_panel=SETUP)(make.migrate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
@@ -65,7 +65,15 @@ class DatabaseFailedJobStore:
 
     def forget(self, uuid: str) -> bool:
         with self._connection("forget a failed job") as conn:
-            return conn.execute(delete(self.table).where(self.table.c.uuid == uuid)).rowcount > 0
+            return self.forget_in(conn, uuid)
+
+    def forget_in(self, conn: Connection, uuid: str) -> bool:
+        """Forget inside a caller's transaction (retry pushes and forgets in one)."""
+        return conn.execute(delete(self.table).where(self.table.c.uuid == uuid)).rowcount > 0
+
+    def transaction(self, action: str) -> AbstractContextManager[Connection]:
+        """A transaction on the store's database, errors as StoreUnavailableError."""
+        return self._connection(action)
 
     def flush(self, hours: float | None = None) -> int:
         statement = delete(self.table)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from qctl.clock import SYSTEM_CLOCK, Clock
+from qctl.crashpoints import crash_point
 from qctl.drivers.base import ReservedJob
 from qctl.errors import (
     JobTimedOutError,
@@ -42,9 +41,7 @@ from qctl.payload.signing import Signer
 from qctl.worker.failing import FailureRules, describe_exception
 from qctl.worker.instantiate import instantiate
 from qctl.worker.options import WorkerOptions
-from qctl.worker.timeout import job_timeout
-
-TimeoutGuard = Callable[[float | None, Callable[[], None]], AbstractContextManager[None]]
+from qctl.worker.timeout import TimeoutGuard, job_timeout
 
 log = logging.getLogger("qctl.worker")
 STORE_DOWN_RETRY_SECONDS = 5
@@ -112,8 +109,10 @@ class RunningJob:
 
     def release(self, seconds: float = 0) -> None:
         if not self.is_settled():
+            crash_point("before_release")
             self.reserved.release(seconds)
             self.released = True
+            crash_point("after_release")
 
     def delete(self) -> None:
         if not self.deleted:
@@ -151,40 +150,69 @@ class JobRunner:
     def process(self, reserved: ReservedJob) -> RunningJob:
         """Run one reserved job to a settled state (deleted, released or failed)."""
         running = RunningJob(reserved, self)
-        try:
-            running.envelope = parse(reserved.raw, self.signer)
-        except PayloadError as exc:
-            self.fail(running, exc)
-            return running
-        reason = self.rules.already_exceeded(running)
-        if reason is not None:
-            self.fail(running, MaxAttemptsExceededError(reason))
+        if not self.is_runnable(running):
             return running
         self.events.dispatch(JobProcessing(self.connection_name, running))
+        crash_point("before_handle")
+        assert running.envelope is not None
         try:
             with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running)):
-                job = instantiate(running.envelope, self.resolver, self.signer)
-                job._qctl_ctx = running
-                self.call(job)
-        except PayloadError as exc:
-            self.fail(running, exc)
+                job = self.instantiate_or_fail(running)
+                if job is not None:
+                    self.call(job)
         except Exception as exc:
             self.handle_exception(running, exc)
         else:
+            if running.failed:
+                return running
             if not running.is_settled():
+                crash_point("after_handle_before_ack")
                 running.delete()
             self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
         return running
+
+    def is_runnable(self, running: RunningJob) -> bool:
+        """Parse the payload and check its attempts; a poison payload or a spent job fails here."""
+        try:
+            running.envelope = parse(running.raw, self.signer)
+        except PayloadError as exc:
+            self.fail(running, exc)
+            return False
+        reason = self.rules.reason_to_fail_before_running(running)
+        if reason is not None:
+            self.fail(running, MaxAttemptsExceededError(reason))
+            return False
+        return True
+
+    def instantiate_or_fail(self, running: RunningJob) -> Job | None:
+        """A payload naming an unknown, not-allowed or undecodable job fails at once: no retry loop."""
+        assert running.envelope is not None
+        try:
+            job = instantiate(running.envelope, self.resolver, self.signer)
+        except PayloadError as exc:
+            self.fail(running, exc)
+            return None
+        job._qctl_ctx = running
+        return job
 
     def timeout_for(self, envelope: Envelope) -> float | None:
         return envelope.timeout if envelope.timeout is not None else self.options.timeout
 
     def timed_out(self, running: RunningJob) -> None:
-        """Runs from the SIGALRM handler just before the process exits: settle the job if we can."""
-        exc = JobTimedOutError(f"{running.display_name} has timed out.")
+        """Runs from the SIGALRM handler just before the process exits: settle the job if we can.
+
+        The attempt was counted when the job was reserved; the job is failed when
+        it fails on timeout or this was its last attempt, else released.
+        """
+        assert running.envelope is not None
+        seconds = self.timeout_for(running.envelope)
+        exc = JobTimedOutError(f"{running.display_name} has timed out after {seconds:g}s")
+        self.notice(f"job {running.job_id} ({running.display_name}) timed out after {seconds:g}s; the worker exits")
         self.events.dispatch(JobTimedOut(self.connection_name, running))
-        envelope = running.envelope
-        if (envelope is not None and envelope.fail_on_timeout) or self.rules.will_exceed(running, exc):
+        running.exception = exc
+        if running.is_settled():  # it released or deleted itself before running over: nothing to do
+            return
+        if running.envelope.fail_on_timeout or self.rules.reason_to_fail_after(running, exc) is not None:
             self.fail(running, exc)
         else:
             running.release(self.rules.backoff(running))
@@ -196,8 +224,8 @@ class JobRunner:
     def handle_exception(self, running: RunningJob, exc: Exception) -> None:
         """Laravel's handleJobException: fail when out of attempts, else release after the backoff."""
         running.exception = exc
-        if not running.failed:
-            reason = self.rules.will_exceed(running, exc)
+        if not running.is_settled():  # a job that released itself and then raised is back on its queue
+            reason = self.rules.reason_to_fail_after(running, exc)
             if reason is not None:
                 self.fail(running, exc)
         self.events.dispatch(JobExceptionOccurred(self.connection_name, running, exc))
@@ -207,7 +235,11 @@ class JobRunner:
             self.events.dispatch(JobReleasedAfterException(self.connection_name, running, exc, delay))
 
     def fail(self, running: RunningJob, exc: BaseException) -> None:
-        """Record the failure first, then remove the job, then tell the job and the listeners."""
+        """Record the failure first, then remove the job, then tell the job and the listeners.
+
+        If the record cannot be written the job is released instead: it stays
+        queued (never lost) and fails again once the store is back.
+        """
         if running.failed or running.deleted:
             return
         running.exception = running.exception or exc
@@ -216,11 +248,16 @@ class JobRunner:
                 running.connection_name, running.queue, running.raw, describe_exception(exc), running.job_id
             )
         except StoreUnavailableError as store_exc:
-            self.events.dispatch(WorkerNotice(self.connection_name, f"{store_exc}; job {running.job_id} stays queued"))
+            self.notice(f"{store_exc}; job {running.job_id} stays queued until its failure can be recorded")
             running.release(STORE_DOWN_RETRY_SECONDS)
             return
         running.failed = True
+        crash_point("after_failed_insert_before_delete")
         running.reserved.delete()
         running.deleted = True
+        self.rules.forget_counters(running)
         self.rules.call_failed_hook(running, exc, self.resolver, self.signer)
         self.rules.announce_failure(self.events, self.connection_name, running, exc)
+
+    def notice(self, message: str) -> None:
+        self.events.dispatch(WorkerNotice(self.connection_name, message))
