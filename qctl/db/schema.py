@@ -32,7 +32,7 @@ def jobs_table(name: str = "jobs") -> Table:
         Column("id", Id, primary_key=True, autoincrement=True),
         Column("queue", String(255), nullable=False),
         Column("payload", LongText, nullable=False),
-        Column("attempts", Integer, nullable=False, default=0),
+        Column("attempts", BigInteger, nullable=False, default=0),
         Column("reserved_at", BigInteger, nullable=True),
         Column("available_at", BigInteger, nullable=False),
         Column("created_at", BigInteger, nullable=False),

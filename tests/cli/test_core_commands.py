@@ -132,7 +132,7 @@ def test_make_table_writes_sql_for_the_configured_dialect(tmp_path: Path) -> Non
         sql = (tmp_path / written).read_text()
         assert f"CREATE TABLE {table}" in sql
         if table == "jobs":
-            assert "BIGSERIAL" in sql and "attempts INTEGER NOT NULL" in sql
+            assert "BIGSERIAL" in sql and "attempts BIGINT NOT NULL" in sql
 
 
 def test_make_table_writes_an_alembic_revision_when_the_app_uses_alembic(tmp_path: Path) -> None:
