@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from qctl.__about__ import __version__
-from qctl.cli import control, demo, failed, inspect, make, output, work, workers
+from qctl.cli import control, demo, failed, inspect, make, output, supervisor, work, workers
 from qctl.cli.context import CliContext
 from qctl.errors import QctlError
 from qctl.runtime import put_cwd_on_path
@@ -48,6 +48,8 @@ app.command("restart", rich_help_panel=WORK)(control.restart)
 app.command("down", rich_help_panel=WORK)(control.down)
 app.command("up", rich_help_panel=WORK)(control.up)
 app.command("workers", rich_help_panel=WORK)(workers.workers)
+app.command("supervisor:config", rich_help_panel=WORK)(supervisor.supervisor_config)
+app.command("supervise", rich_help_panel=WORK)(supervisor.supervise)
 app.command("failed", rich_help_panel=FAILED)(failed.failed)
 app.command("clear", rich_help_panel=QUEUES)(inspect.clear)
 app.command("demo", rich_help_panel=SETUP)(demo.demo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +38,15 @@ def listed_workers(directory: Path) -> list[dict[str, Any]]:
 def worker_states(runtime: Runtime) -> list[str]:
     """The state each live worker last reported, straight from the cache (no `qctl` process)."""
     return [record.state for record in read_records(runtime.cache)]
+
+
+def load_with_supervisor(text: str, here: Path) -> Any:
+    """What supervisord itself makes of a config: its sections (ValueError when it rejects the text)."""
+    from supervisor.options import ServerOptions
+
+    options = ServerOptions()
+    options.configfile = str(here / "supervisord.conf")
+    options.here = str(here)
+    if "[supervisord]" not in text:
+        text = "[supervisord]\n" + text
+    return options.read_config(StringIO(text))
