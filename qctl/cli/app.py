@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from qctl.__about__ import __version__
-from qctl.cli import control, demo, failed, inspect, make, output, supervisor, work, workers
+from qctl.cli import control, demo, failed, inspect, listen, make, output, supervisor, work, workers
 from qctl.cli.context import CliContext
 from qctl.errors import QctlError
 from qctl.runtime import put_cwd_on_path
@@ -44,6 +44,7 @@ QUEUES = "Queues"
 SETUP = "Setup"
 
 app.command("work", rich_help_panel=WORK)(work.work)
+app.command("listen", rich_help_panel=WORK)(listen.listen)
 app.command("restart", rich_help_panel=WORK)(control.restart)
 app.command("down", rich_help_panel=WORK)(control.down)
 app.command("up", rich_help_panel=WORK)(control.up)

@@ -139,4 +139,4 @@ def takes_worker_options(command: F) -> F:
 LISTEN_PANEL = "Listen options"
 Watch = Annotated[list[Path] | None, typer.Option("--watch", help="Also watch this file or directory (repeatable); the current directory and the app packages always are.", rich_help_panel=LISTEN_PANEL)]
 Poll = Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between scans for changed files.", rich_help_panel=LISTEN_PANEL)]
-PerJob = Annotated[bool, typer.Option("--per-job", help="Run every job in a fresh `work --once` process (as Laravel's queue:listen does): slower, nothing carries over.", rich_help_panel=LISTEN_PANEL)]
+PerJob = Annotated[bool, typer.Option("--per-job", help="Run every job in a fresh worker process (as Laravel's queue:listen does): slower, nothing carries over from job to job.", rich_help_panel=LISTEN_PANEL)]
