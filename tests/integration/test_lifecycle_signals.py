@@ -14,8 +14,9 @@ from tests.support.processes import spawn_qctl, wait_for
 KINDS = ["sqlite", "postgresql", "mariadb"]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_sigterm_mid_job_finishes_it_exits_0_and_starts_no_other(setup_factory, runtime_factory, kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("signum", "kind"), [(signal.SIGTERM, kind) for kind in KINDS] + [(signal.SIGINT, "sqlite")],
+                         ids=lambda value: getattr(value, "name", value))
+def test_a_stop_signal_mid_job_finishes_it_exits_0_and_starts_no_other(setup_factory, runtime_factory, signum, kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from qctl_testjobs import Ok, Sleep
 
     setup = setup_factory(kind)
@@ -26,29 +27,11 @@ def test_sigterm_mid_job_finishes_it_exits_0_and_starts_no_other(setup_factory, 
         Ok(1, str(ledger)).dispatch()
     worker = spawn_qctl(["work", "--sleep", "0.2"], setup.directory)
     wait_for(lambda: slow in started(ledger), 30, message="the slow job to start")
-    worker.signal(signal.SIGTERM)
+    worker.signal(signum)
     assert worker.wait(timeout=2 + 10) == 0, worker.stderr()
     assert ends(ledger) == {slow: 1}
     assert runtime.connections.get().size("default") == 1  # the next job was not started
     assert "Traceback" not in worker.stderr()
-
-
-def test_sigint_mid_job_behaves_like_sigterm(setup_factory, runtime_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from qctl_testjobs import Ok, Sleep
-
-    setup = setup_factory("sqlite")
-    runtime = runtime_factory(setup)
-    ledger = tmp_path / "ledger"
-    with use(runtime):
-        slow = Sleep(2, str(ledger)).dispatch()
-        Ok(1, str(ledger)).dispatch()
-    worker = spawn_qctl(["work", "--sleep", "0.2"], setup.directory)
-    wait_for(lambda: slow in started(ledger), 30, message="the slow job to start")
-    worker.signal(signal.SIGINT)
-    assert worker.wait(timeout=12) == 0, worker.stderr()
-    assert ends(ledger) == {slow: 1}
-    assert runtime.connections.get().size("default") == 1
-    assert "KeyboardInterrupt" not in worker.stderr()
 
 
 @pytest.mark.parametrize("kind", KINDS)
