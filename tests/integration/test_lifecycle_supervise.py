@@ -89,6 +89,8 @@ def test_qctl_restart_cycles_the_pool_without_losing_a_job(setup_factory, runtim
     assert len(before) == 2
     assert run_qctl(["restart"], setup.directory).returncode == 0
     wait_for(lambda: len(pool_pids(pool)) == 2 and not pool_pids(pool) & before, 30, message="two fresh workers")
+    with use(runtime):
+        ids |= {Sleep(0.2, str(ledger)).dispatch() for _ in range(10)}  # work for the new generation
     wait_for(lambda: set(ends(ledger)) == ids, 60, message="every job to finish")
     assert all(count == 1 for count in ends(ledger).values())  # none lost, none run twice
     workers_that_ran = {int(fields[3]) for fields in phases(ledger, "end")}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import shlex
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
