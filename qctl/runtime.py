@@ -8,6 +8,7 @@ first use); `use()` swaps one in for a block, which is how tests and the CLI's
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -29,8 +30,10 @@ from qctl.events import bus as default_event_bus
 from qctl.failed.base import FailedJobStore
 from qctl.jobs.resolve import Resolver
 from qctl.payload.signing import Signer
+from qctl.worker.controls import CacheControls
 from qctl.worker.counters import CacheJobCounters
 from qctl.worker.failing import FailureRules
+from qctl.worker.heartbeat import HEARTBEAT_SECONDS, CacheHeartbeat, WorkerIdentity
 from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
 from qctl.worker.timeout import no_timeout
@@ -96,7 +99,13 @@ class Runtime:
             options=options,
             rules=self.failure_rules(driver.connection_name, options),
         )
-        return Worker(driver, runner, options, self.events)
+        queues = options.queues or (driver.default_queue,)
+        return Worker(driver, runner, options, self.events, controls=CacheControls(self.cache),
+                      heartbeat=self.heartbeat(options.name, driver.connection_name, queues))
+
+    def heartbeat(self, name: str, connection: str, queues: tuple[str, ...]) -> CacheHeartbeat:
+        identity = WorkerIdentity.of_this_process(name, connection, queues)
+        return CacheHeartbeat(self.cache, identity, every=heartbeat_seconds())
 
     def failure_rules(self, connection_name: str, options: WorkerOptions) -> FailureRules:
         """Attempt rules with max_exceptions and max_stalls counted per job uuid in the shared cache."""
@@ -212,6 +221,15 @@ def set_current(runtime: Runtime) -> None:
     global _current
     with _lock:
         _current = runtime
+
+
+def heartbeat_seconds() -> float:
+    """Seconds between worker heartbeats; QCTL_HEARTBEAT_SECONDS tunes it (tests use 1)."""
+    text = os.environ.get("QCTL_HEARTBEAT_SECONDS", "")
+    try:
+        return max(0.2, float(text)) if text else HEARTBEAT_SECONDS
+    except ValueError:
+        raise ConfigError(f"QCTL_HEARTBEAT_SECONDS: expected a number of seconds, got {text!r}") from None
 
 
 def put_cwd_on_path(cwd: Path | None = None) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from qctl.__about__ import __version__
-from qctl.cli import demo, failed, inspect, make, output, work
+from qctl.cli import control, demo, failed, inspect, listen, make, output, supervisor, work, workers
 from qctl.cli.context import CliContext
 from qctl.errors import QctlError
 from qctl.runtime import put_cwd_on_path
@@ -44,6 +44,13 @@ QUEUES = "Queues"
 SETUP = "Setup"
 
 app.command("work", rich_help_panel=WORK)(work.work)
+app.command("listen", rich_help_panel=WORK)(listen.listen)
+app.command("restart", rich_help_panel=WORK)(control.restart)
+app.command("down", rich_help_panel=WORK)(control.down)
+app.command("up", rich_help_panel=WORK)(control.up)
+app.command("workers", rich_help_panel=WORK)(workers.workers)
+app.command("supervisor:config", rich_help_panel=WORK)(supervisor.supervisor_config)
+app.command("supervise", rich_help_panel=WORK)(supervisor.supervise)
 app.command("failed", rich_help_panel=FAILED)(failed.failed)
 app.command("retry", rich_help_panel=FAILED)(failed.retry)
 app.command("forget", rich_help_panel=FAILED)(failed.forget)

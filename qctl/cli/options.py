@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -27,6 +31,21 @@ Force = Annotated[bool, typer.Option("--force", help="Work even in maintenance m
 Name = Annotated[str, typer.Option("--name", help="Worker name shown in `qctl workers`.", rich_help_panel=WORKER_PANEL)]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print each job: id, class, outcome, runtime.")]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")]
+
+SUPERVISOR_PANEL = "Supervisor options"
+Program = Annotated[str, typer.Option("--program", help="Name of the supervisord [program:…] section.", rich_help_panel=SUPERVISOR_PANEL)]
+Numprocs = Annotated[int, typer.Option("--numprocs", min=1, help="How many worker processes to run.", rich_help_panel=SUPERVISOR_PANEL)]
+User = Annotated[str | None, typer.Option("--user", help="User the workers run as (default: the current user).", rich_help_panel=SUPERVISOR_PANEL)]
+Log = Annotated[Path | None, typer.Option("--log", help="Worker log file (default: ./<program>.log).", rich_help_panel=SUPERVISOR_PANEL)]
+Output = Annotated[Path | None, typer.Option("--output", help="Write the config to this file instead of printing it.", rich_help_panel=SUPERVISOR_PANEL)]
+Stopwaitsecs = Annotated[int | None, typer.Option("--stopwaitsecs", min=1, help="Seconds supervisord waits for a stopping worker before SIGKILL (default: --timeout + 30, or 3600 without a timeout).", rich_help_panel=SUPERVISOR_PANEL)]
+
+WORKER_OPTION_TYPES: dict[str, Any] = {
+    "queue": Queue, "once": Once, "stop_when_empty": StopWhenEmpty, "max_jobs": MaxJobs, "max_time": MaxTime,
+    "memory": Memory, "sleep": Sleep, "rest": Rest, "tries": Tries, "backoff": Backoff, "timeout": Timeout,
+    "force": Force, "name": Name,
+}
+"""Every worker option, in the order `--help` lists them."""
 
 
 def parse_backoff(text: str) -> tuple[int, ...]:
@@ -79,3 +98,45 @@ def worker_options(
         timeout=timeout,
         force=force,
     )
+
+
+def default_worker_values() -> dict[str, Any]:
+    """The option defaults, taken from WorkerOptions so the CLI and the library never disagree."""
+    default = WorkerOptions()
+    values = {name: getattr(default, name) for name in WORKER_OPTION_TYPES if hasattr(default, name)}
+    values["queue"] = ",".join(default.queues) or None
+    values["backoff"] = ",".join(str(b) for b in default.backoff)
+    return values
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def takes_worker_options(command: F) -> F:
+    """Give a command every worker option; it receives them as one WorkerOptions in its `worker` parameter.
+
+    The options are declared once (above); work, listen, supervisor:config and
+    supervise all take them through this decorator, so they can never drift apart.
+    """
+    own = inspect.signature(command, eval_str=True)
+    defaults = default_worker_values()
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=defaults[name])
+        for name, kind in WORKER_OPTION_TYPES.items()
+    ]
+
+    @functools.wraps(command)
+    def with_worker_options(*args: Any, **kwargs: Any) -> Any:
+        values = {name: kwargs.pop(name) for name in WORKER_OPTION_TYPES}
+        return command(*args, worker=worker_options(**values), **kwargs)
+
+    kept = [p for p in own.parameters.values() if p.name != "worker"]
+    with_worker_options.__signature__ = own.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    with_worker_options.__annotations__ = {p.name: p.annotation for p in [*kept, *added]}
+    return with_worker_options  # type: ignore[return-value]
+
+
+LISTEN_PANEL = "Listen options"
+Watch = Annotated[list[Path] | None, typer.Option("--watch", help="Also watch this file or directory (repeatable); the current directory and the app packages always are.", rich_help_panel=LISTEN_PANEL)]
+Poll = Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between scans for changed files.", rich_help_panel=LISTEN_PANEL)]
+PerJob = Annotated[bool, typer.Option("--per-job", help="Run every job in a fresh worker process (as Laravel's queue:listen does): slower, nothing carries over from job to job.", rich_help_panel=LISTEN_PANEL)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -27,3 +27,32 @@ class WorkerOptions:
         if not steps:
             return 0
         return steps[min(max(attempts, 1), len(steps)) - 1]
+
+    def to_cli_args(self) -> list[str]:
+        """The `qctl work` options that recreate these (only those that differ from the defaults).
+
+        Used wherever qctl starts workers itself: listen, supervise, supervisor:config.
+        """
+        default = WorkerOptions()
+        args: list[str] = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if value == getattr(default, item.name):
+                continue
+            flag = _FLAGS.get(item.name, "--" + item.name.replace("_", "-"))
+            if isinstance(value, bool):
+                args.append(flag)  # every boolean option defaults to False
+            elif isinstance(value, tuple):
+                args += [flag, ",".join(str(part) for part in value)]
+            else:
+                args += [flag, _number(value)]
+        return args
+
+
+_FLAGS = {"queues": "--queue"}
+
+
+def _number(value: float) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)

@@ -2,6 +2,9 @@
 
 The worker prints nothing; it emits events the `work` command renders. Time and
 memory come through injectable seams so the loop can be tested without sleeping.
+Anything slower than a dictionary lookup (the shared restart and maintenance
+flags, the memory reading, heartbeats) happens at most about once a second, so
+the loop keeps its pace at thousands of jobs a second.
 """
 
 from __future__ import annotations
@@ -15,15 +18,18 @@ from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.drivers.base import Driver, ReservedJob
 from qctl.errors import DriverError
 from qctl.events import EventBus, Looping, WorkerNotice, WorkerStopping
+from qctl.worker.heartbeat import Heartbeat, NoHeartbeat, WorkerStatus
 from qctl.worker.lease import LeaseKeeper
 from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
 from qctl.worker.signals import IdleInterrupted, WorkerFlags, handle_worker_signals, idle
 from qctl.worker.stop import EXIT_CODES, StopReason
+from qctl.worker.throttle import Throttle
 
 log = logging.getLogger("qctl.worker")
 
 BACKOFF_CAP_SECONDS = 30.0
+MEMORY_CHECK_SECONDS = 1.0
 
 
 class WorkerControls(Protocol):
@@ -66,6 +72,7 @@ class Worker:
     options: WorkerOptions
     events: EventBus
     controls: WorkerControls = field(default_factory=NoControls)
+    heartbeat: Heartbeat = field(default_factory=NoHeartbeat)
     clock: Clock = SYSTEM_CLOCK
     memory_megabytes: Callable[[], float] = resident_megabytes
     flags: WorkerFlags = field(default_factory=WorkerFlags)
@@ -76,10 +83,13 @@ class Worker:
         self.lease = LeaseKeeper(self.driver.retry_after)
         self.backoff = PopBackoff()
         self.current: ReservedJob | None = None
+        self.current_since: float | None = None
+        self.held_back: str | None = None
+        self.memory_check = Throttle(MEMORY_CHECK_SECONDS, self.clock)
 
     def run(self) -> int:
         """Process jobs until a stop condition holds; returns the process exit status."""
-        with handle_worker_signals(self.flags):
+        with handle_worker_signals(self.flags), self.heartbeat.beating(self.status):
             try:
                 if self.options.once:
                     return self.stop(self.run_next_job())
@@ -93,7 +103,7 @@ class Worker:
             try:
                 # 1. Paused, in maintenance, or held back by a Looping listener: wait, then re-check.
                 if not self.should_take_jobs():
-                    self.wait(self.options.sleep)
+                    self.wait(self.options.sleep or 1.0)
                     reason = self.stop_reason(started, had_job=True)
                     if reason is not None:
                         return reason
@@ -129,12 +139,19 @@ class Worker:
         return StopReason.ONCE
 
     def should_take_jobs(self) -> bool:
-        if self.flags.paused or (not self.options.force and self.controls.is_down()):
-            return False
+        self.held_back = self.why_not_take_jobs()
+        return self.held_back is None
+
+    def why_not_take_jobs(self) -> str | None:
+        if self.flags.paused:
+            return "paused"
+        if not self.options.force and self.controls.is_down():
+            return "down"
         if self.events.has_listeners(Looping):
             results = self.events.dispatch(Looping(self.driver.connection_name, ",".join(self.queues)))
-            return all(result is not False for result in results)
-        return True
+            if any(result is False for result in results):
+                return "held"
+        return None
 
     def next_job(self) -> ReservedJob | None:
         try:
@@ -157,7 +174,7 @@ class Worker:
         self.backoff.failures += 1
 
     def run_job(self, job: ReservedJob) -> None:
-        self.current = job
+        self.current, self.current_since = job, self.clock.time()
         try:
             with self.lease.keep(job):
                 self.runner.process(job)
@@ -182,7 +199,7 @@ class Worker:
         options = self.options
         if self.flags.should_quit:
             return StopReason.INTERRUPTED
-        if options.memory and self.memory_megabytes() >= options.memory:
+        if options.memory and self.memory_check.due() and self.memory_megabytes() >= options.memory:
             return StopReason.MEMORY
         if self.controls.restart_requested():
             return StopReason.RESTART
@@ -193,6 +210,19 @@ class Worker:
         if options.max_jobs and self.jobs_processed >= options.max_jobs:
             return StopReason.MAX_JOBS
         return None
+
+    def status(self) -> WorkerStatus:
+        """A snapshot for the heartbeat thread (plain attribute reads, no locking needed)."""
+        job, since = self.current, self.current_since
+        if self.flags.should_quit:
+            state = "stopping"
+        elif job is not None:
+            state = "working"
+        else:
+            state = self.held_back or "idle"
+        if job is None:
+            return WorkerStatus(state, jobs_done=self.jobs_processed)
+        return WorkerStatus(state, job.raw, job.queue, since, self.jobs_processed)
 
     def stop(self, reason: StopReason) -> int:
         status = EXIT_CODES[reason]

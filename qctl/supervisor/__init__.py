@@ -1,0 +1,1 @@
+"""Running workers under supervisord: the program section, its safety checks, and `qctl supervise`."""

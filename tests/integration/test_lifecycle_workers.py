@@ -1,0 +1,53 @@
+"""`qctl workers`: heartbeats of real workers, psutil facts, and dead workers disappearing."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from qctl.cache import keys
+from qctl.runtime import use
+from qctl.worker.heartbeat import time_to_live
+from tests.support.lifecycle import FAST_HEARTBEAT, listed_workers, started
+from tests.support.processes import run_qctl, spawn_qctl, wait_for
+
+
+def test_workers_lists_live_workers_and_forgets_dead_ones(setup_factory, runtime_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qctl_testjobs import Sleep
+
+    setup = setup_factory("postgresql")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    with use(runtime):
+        slow = Sleep(30, str(ledger)).on_queue("slow").dispatch()
+    busy = spawn_qctl(["work", "--queue", "slow", "--name", "busy-one", "--sleep", "0.2"], setup.directory, env=FAST_HEARTBEAT)
+    idle = spawn_qctl(["work", "--queue", "high,low", "--name", "idle-one", "--sleep", "0.2"], setup.directory, env=FAST_HEARTBEAT)
+    wait_for(lambda: slow in started(ledger), 30, message="the slow job to start")
+    wait_for(lambda: len(runtime.cache.items(keys.WORKER_PREFIX)) == 2, 20, message="two heartbeats")
+
+    rows = {row["name"]: row for row in listed_workers(setup.directory)}
+    assert set(rows) == {"busy-one", "idle-one"}
+    busy_row, idle_row = rows["busy-one"], rows["idle-one"]
+    assert (busy_row["pid"], idle_row["pid"]) == (busy.pid, idle.pid)
+    assert busy_row["host"] == socket.gethostname() and busy_row["connection"] == "main"
+    assert busy_row["state"] == "working" and busy_row["job_id"] == slow
+    assert busy_row["job_class"] == "qctl_testjobs.Sleep" and busy_row["job_queue"] == "slow"
+    assert idle_row["state"] == "idle" and idle_row["job_id"] is None and idle_row["queues"] == ["high", "low"]
+    for row in rows.values():
+        assert row["rss_mb"] > 10 and row["cpu_percent"] >= 0 and row["uptime_seconds"] > 0
+        assert row["jobs_done"] == (1 if row is busy_row else 0)
+    table = run_qctl(["workers"], setup.directory, env={"COLUMNS": "200"})
+    assert "busy-one" in table.stdout and "idle-one" in table.stdout
+
+    busy.kill()  # -9: no chance to withdraw its heartbeat
+    busy.wait()
+    assert [row["name"] for row in listed_workers(setup.directory)] == ["idle-one"]  # a dead local pid is left out at once
+    ttl = time_to_live(float(FAST_HEARTBEAT["QCTL_HEARTBEAT_SECONDS"]))
+    wait_for(lambda: keys.worker(socket.gethostname(), busy.pid) not in runtime.cache.items(keys.WORKER_PREFIX),
+             ttl + 5, interval=0.2, message="the dead worker's heartbeat to expire")
+
+    idle.signal()
+    assert idle.wait(timeout=10) == 0
+    assert runtime.cache.items(keys.WORKER_PREFIX) == {}  # a worker that stops withdraws its own at once
+    assert listed_workers(setup.directory) == []
+    assert os.getpid() not in {row["pid"] for row in listed_workers(setup.directory)}

@@ -1,0 +1,67 @@
+"""Heartbeat records: what is written, how long it lives, and that a stopping worker withdraws it."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+from qctl.cache import keys
+from qctl.worker.heartbeat import (
+    CacheHeartbeat,
+    WorkerIdentity,
+    WorkerRecord,
+    WorkerStatus,
+    describe_job,
+    make_record,
+    time_to_live,
+)
+from qctl.worker.registry import read_records
+from tests.support.lifecycle_fakes import FakeClock, MemoryCache, payload
+
+IDENTITY = WorkerIdentity("emails", 4242, "web-1", "redis", ("high", "default"), 900.0, 899.5)
+
+
+def test_a_record_round_trips_through_json_and_names_the_current_job() -> None:
+    status = WorkerStatus("working", payload(7).raw, "high", 990.0, 12)
+    record = make_record(IDENTITY, status, now=1000.0)
+    assert record.job_id == "job-7" and record.job_class == "tests.Fake" and record.job_queue == "high"
+    assert record.queues == ("high", "default") and record.jobs_done == 12 and record.heartbeat_at == 1000.0
+    assert WorkerRecord.from_json(record.to_json()) == record
+    assert WorkerRecord.from_json("not json") is None
+    assert WorkerRecord.from_json(json.dumps({"name": "x"})) is None
+
+
+def test_describe_job_survives_garbage() -> None:
+    assert describe_job(b"\xff not json") == (None, "(unreadable payload)")
+    assert describe_job(b"[1, 2]") == (None, "(unreadable payload)")
+    assert describe_job(b'{"uuid": "u", "data": {"commandName": "a.B"}}') == ("u", "a.B")
+
+
+def test_beats_expire_after_a_few_missed_ones_and_are_withdrawn_on_exit() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(clock)
+    heartbeat = CacheHeartbeat(cache, IDENTITY, every=2.0, clock=clock)
+    heartbeat.beat(WorkerStatus("idle"))
+    assert [r.pid for r in read_records(cache)] == [4242]
+    clock.advance(time_to_live(2.0) - 0.1)
+    assert read_records(cache) != []
+    clock.advance(0.2)
+    assert read_records(cache) == []  # a worker killed with -9 disappears by itself
+
+    beaten = threading.Event()
+    with heartbeat.beating(lambda: beaten.set() or WorkerStatus("idle")):  # type: ignore[func-returns-value]
+        assert beaten.wait(5)
+        assert keys.worker("web-1", 4242) in cache.values
+    assert read_records(cache) == []  # withdrawn at once when the worker stops
+
+
+def test_a_failing_cache_does_not_stop_the_heartbeat() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(clock)
+    heartbeat = CacheHeartbeat(cache, IDENTITY, every=2.0, clock=clock)
+    cache.down = True
+    heartbeat.beat(WorkerStatus("idle"))
+    assert heartbeat.failing
+    cache.down = False
+    heartbeat.beat(WorkerStatus("idle"))
+    assert not heartbeat.failing and len(read_records(cache)) == 1
