@@ -16,6 +16,7 @@ from qctl.events import (
     JobReleasedAfterException,
     WorkerNotice,
 )
+from qctl.failed.base import clean_text
 from qctl.worker.options import WorkerOptions
 
 
@@ -52,7 +53,7 @@ def _job_line(job: object, outcome: str, detail: str = "") -> str:
 def _first_line(exc: BaseException | None) -> str:
     if exc is None:
         return ""
-    text = f"{type(exc).__qualname__}: {exc}"
+    text = clean_text(f"{type(exc).__qualname__}: {exc}")  # lone surrogates must not reach stdout
     return text.splitlines()[0] if text else ""
 
 
