@@ -40,7 +40,7 @@ from qctl.worker.timeout import no_timeout
 from qctl.worker.worker import Worker
 
 if TYPE_CHECKING:
-    from qctl.failed.retry import FailedJobRetrier
+    from qctl.bus.retry import FailedJobRetrier
 
 
 class Runtime:
@@ -118,7 +118,7 @@ class Runtime:
 
     def failed_job_retrier(self) -> FailedJobRetrier:
         """`qctl retry`: pushes failed jobs back; loads jobs the way a worker would (for retry_until)."""
-        from qctl.failed.retry import FailedJobRetrier
+        from qctl.bus.retry import FailedJobRetrier
         from qctl.payload.envelope import parse
         from qctl.worker.instantiate import instantiate
 

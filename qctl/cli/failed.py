@@ -27,7 +27,7 @@ def failed(ctx: typer.Context, json: options.Json = False) -> None:
 
 def retry(ctx: typer.Context, ids: Ids = None, queue: RetryQueue = None, range_: Range = None) -> None:
     """Push failed jobs back onto their connection and queue (attempts start again), then forget them."""
-    from qctl.failed.retry import select_failed
+    from qctl.bus.retry import select_failed
 
     runtime = context.get(ctx).runtime
     records = select_failed(runtime.failed_store, ids or [], queue, range_ or [])

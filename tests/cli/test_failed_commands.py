@@ -147,7 +147,7 @@ def test_failed_table_shows_the_first_error_line(setup_factory, runtime_factory)
 
 def test_retry_across_databases_pushes_then_forgets(setup_factory, runtime_factory, tmp_path):  # type: ignore[no-untyped-def]
     """The queue on another database than the failed store: no shared transaction, push first."""
-    from qctl.failed.retry import FailedJobRetrier, shares_database
+    from qctl.bus.retry import FailedJobRetrier, shares_database
 
     setup = setup_factory("sqlite")
     runtime = runtime_factory(setup)
@@ -176,7 +176,7 @@ def test_retry_across_databases_pushes_then_forgets(setup_factory, runtime_facto
 
 def test_sqlite_shared_transaction_rolls_back_when_the_record_vanished(setup_factory, runtime_factory):  # type: ignore[no-untyped-def]
     from qctl.errors import QctlError
-    from qctl.failed.retry import push_and_forget_in_one_transaction
+    from qctl.bus.retry import push_and_forget_in_one_transaction
 
     setup = setup_factory("sqlite")
     runtime = runtime_factory(setup)

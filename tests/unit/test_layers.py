@@ -17,7 +17,7 @@ LAYERS = [
     {"drivers", "failed", "cache"},
     {"db"},
     {"jobs", "payload", "events"},
-    {"config", "errors", "clock", "__about__"},
+    {"config", "errors", "clock", "crashpoints", "__about__"},
 ]
 # Named exceptions: Job.dispatch()/dispatch_sync() reach the runtime from inside the method.
 ALLOWED_UPWARD = {("jobs.job", "runtime")}
