@@ -175,8 +175,8 @@ def test_retry_across_databases_pushes_then_forgets(setup_factory, runtime_facto
 
 
 def test_sqlite_shared_transaction_rolls_back_when_the_record_vanished(setup_factory, runtime_factory):  # type: ignore[no-untyped-def]
-    from qctl.errors import QctlError
     from qctl.bus.retry import push_and_forget_in_one_transaction
+    from qctl.errors import QctlError
 
     setup = setup_factory("sqlite")
     runtime = runtime_factory(setup)
