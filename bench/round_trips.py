@@ -14,6 +14,7 @@ Warm-up jobs run first (connections opened, statements prepared), then each of
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import socket
@@ -58,13 +59,11 @@ class CountingProxy:
                     last["from"] = side
                 sink.sendall(data)
         except OSError:
-            pass
+            pass  # the other side closed: the finally below closes this one
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def count(self) -> int:
         with self._lock:
