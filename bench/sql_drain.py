@@ -44,6 +44,14 @@ class Sample:
     raw: float
     span: float
     jobs: int
+    cpu: float
+    """CPU seconds (user + system) of the worker processes: steadier than wall time on a busy machine."""
+
+
+@dataclass
+class Run:
+    seconds: float
+    cpu: float
 
 
 @dataclass
@@ -53,7 +61,7 @@ class Target:
     name: str
     directory: Path
     samples: list[Sample] = field(default_factory=list)
-    empty_runs: list[float] = field(default_factory=list)
+    empty_runs: list[Run] = field(default_factory=list)
 
     def setup(self) -> None: ...
     def fill(self, count: int) -> None: ...
@@ -66,8 +74,8 @@ class Target:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH), env.get("PYTHONPATH", "")) if p)
         return env
 
-    def run_workers(self, span_file: Path | None) -> float:
-        """Seconds from spawning every worker to the last one exiting; fails loudly on a bad exit."""
+    def run_workers(self, span_file: Path | None) -> Run:
+        """Seconds from spawning every worker to the last one exiting, and their CPU; fails on a bad exit."""
         env = self.env()
         env.pop(SPAN_FILE, None)
         if span_file is not None:
@@ -78,21 +86,26 @@ class Target:
             subprocess.Popen(cmd, cwd=self.directory, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
             for cmd, log in zip(self.commands(), logs, strict=True)
         ]
-        statuses = [p.wait(timeout=3600) for p in processes]
+        statuses, cpu = [], 0.0
+        for process in processes:
+            _, status, usage = os.wait4(process.pid, 0)
+            statuses.append(os.waitstatus_to_exitcode(status))
+            cpu += usage.ru_utime + usage.ru_stime
+            process.returncode = statuses[-1]
         elapsed = time.perf_counter() - started
         if any(statuses):
             raise SystemExit(f"{self.name}: worker exited {statuses}:\n{logs[0].read_text()[-2000:]}")
-        return elapsed
+        return Run(elapsed, cpu)
 
     def measure(self, count: int, round_number: int) -> Sample:
         self.fill(count)
         span_file = self.directory / f"span-{round_number}.txt"
-        raw = self.run_workers(span_file)
+        run = self.run_workers(span_file)
         span, jobs = read_span(str(span_file))
         if jobs != count or self.remaining() != 0:
             raise SystemExit(f"{self.name}: ran {jobs} of {count} jobs, {self.remaining()} left in the queue")
         self.empty_runs.append(self.run_workers(None))
-        sample = Sample(raw, span, jobs)
+        sample = Sample(run.seconds, span, jobs, run.cpu)
         self.samples.append(sample)
         return sample
 
@@ -213,19 +226,22 @@ def targets(root: Path, peer_python: str | None) -> list[Target]:
 
 
 def report(all_targets: list[Target], count: int) -> None:
-    print(f"\n{count} no-op jobs, median of {len(all_targets[0].samples)} interleaved rounds (jobs/s)")
-    print(f"{'target':22} {'raw s':>7} {'empty s':>8} {'raw j/s':>8} {'net j/s':>8} {'span j/s':>9}")
+    rounds = len(all_targets[0].samples)
+    print(f"\n{count} no-op jobs, median of {rounds} interleaved rounds")
+    print(f"{'target':22} {'raw s':>7} {'empty s':>8} {'raw j/s':>8} {'net j/s':>8} {'span j/s':>9} {'cpu ms/job':>11}")
     rates: dict[str, float] = {}
     for target in all_targets:
         raw = statistics.median(s.raw for s in target.samples)
-        empty = statistics.median(target.empty_runs)
+        empty = statistics.median(r.seconds for r in target.empty_runs)
         span = statistics.median(s.span for s in target.samples)
+        cpu = statistics.median(s.cpu for s in target.samples) - statistics.median(r.cpu for r in target.empty_runs)
         rates[target.name] = count / span
-        print(f"{target.name:22} {raw:7.2f} {empty:8.2f} {count / raw:8.0f} {count / (raw - empty):8.0f} {count / span:9.0f}")
+        print(f"{target.name:22} {raw:7.2f} {empty:8.2f} {count / raw:8.0f} {count / (raw - empty):8.0f} "
+              f"{count / span:9.0f} {cpu * 1000 / count:11.3f}")
     qctl_pg = rates.get("qctl postgresql 1p")
     for peer in ("procrastinate c=1", "procrastinate c=10"):
         if qctl_pg and peer in rates:
-            print(f"ratio qctl postgresql 1p / {peer} (span): {qctl_pg / rates[peer]:.2f}")
+            print(f"ratio qctl postgresql 1p / {peer} (span j/s): {qctl_pg / rates[peer]:.2f}")
 
 
 def main() -> None:
@@ -247,7 +263,7 @@ def main() -> None:
             for target in chosen:
                 sample = target.measure(args.jobs, round_number)
                 print(f"round {round_number + 1} {target.name:22} raw {sample.raw:6.2f}s span {sample.span:6.2f}s "
-                      f"empty {target.empty_runs[-1]:5.2f}s", flush=True)
+                      f"empty {target.empty_runs[-1].seconds:5.2f}s cpu {sample.cpu:6.2f}s", flush=True)
         report(chosen, args.jobs)
     finally:
         for target in chosen:

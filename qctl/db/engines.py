@@ -115,9 +115,9 @@ def unix_now_sql(engine: Engine) -> str:
 
 def unix_after(engine: Engine, param: str) -> Any:
     """Whole unix seconds, rounded up, `param` seconds from the database's now: never early."""
-    from sqlalchemy import BigInteger, Integer, bindparam, cast, func
+    from sqlalchemy import BigInteger, Float, Integer, bindparam, cast, func
 
-    seconds = bindparam(param)
+    seconds = bindparam(param, type_=Float)  # typed: PostgreSQL would otherwise cast 1.5 s to an integer
     name = engine.dialect.name
     if name == "postgresql":
         return cast(func.ceil(func.extract("epoch", func.clock_timestamp()) + seconds), BigInteger)

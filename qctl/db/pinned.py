@@ -1,0 +1,90 @@
+"""One DBAPI connection per thread, taken from the engine's pool once and kept in autocommit mode.
+
+The worker loop and the lease-renewal thread each pin their own connection, so no
+connection is ever shared between threads, and a job pays no pool checkout, no
+reset-on-return rollback and no isolation-level switch. Transactions are explicit
+(`BEGIN` … `COMMIT` sent as statements). A connection that raised is thrown away and
+the thread's next call pins a fresh one; a thread's connection closes when the thread
+ends or when the owner closes them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.pool import PoolProxiedConnection
+
+
+class _Pin:
+    """A thread's connection and its reusable cursor; closing it is idempotent."""
+
+    def __init__(self, connection: PoolProxiedConnection) -> None:
+        self.connection: PoolProxiedConnection | None = connection
+        self.cursor = connection.cursor()
+
+    def close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            # Never checked back in: a pinned connection is in autocommit mode, which a pooled
+            # transaction must not inherit.
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+
+    def __del__(self) -> None:  # the thread that pinned it ended
+        self.close()
+
+
+class PinnedConnections:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+        self._pins: weakref.WeakSet[_Pin] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def cursor(self) -> Any:
+        """This thread's cursor on its pinned connection (pinning one on first use)."""
+        pin: _Pin | None = getattr(self._local, "pin", None)
+        if pin is None or pin.connection is None:
+            pin = self._pin()
+        return pin.cursor
+
+    def discard(self) -> None:
+        """Drop this thread's connection (after an error); the next call pins a new one."""
+        pin: _Pin | None = getattr(self._local, "pin", None)
+        if pin is not None:
+            pin.close()
+            self._local.pin = None
+
+    def close_all(self) -> None:
+        with self._lock:
+            pins = list(self._pins)
+        for pin in pins:
+            pin.close()
+        self._local = threading.local()
+
+    def _pin(self) -> _Pin:
+        connection = self.engine.raw_connection()
+        try:
+            set_autocommit(connection.driver_connection, self.engine.dialect.name)
+            pin = _Pin(connection)
+        except BaseException:
+            connection.invalidate()
+            raise
+        with self._lock:
+            self._pins.add(pin)
+        self._local.pin = pin
+        return pin
+
+
+def set_autocommit(dbapi_connection: Any, dialect_name: str) -> None:
+    """Each statement commits on its own unless a BEGIN opened a transaction."""
+    if dialect_name == "sqlite":
+        dbapi_connection.isolation_level = None  # the sqlite3 module then never BEGINs on its own
+    elif dialect_name in ("mysql", "mariadb"):
+        dbapi_connection.autocommit(True)  # PyMySQL: a method (one round trip, once)
+    else:
+        dbapi_connection.autocommit = True  # psycopg: an attribute, no round trip
