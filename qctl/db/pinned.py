@@ -69,7 +69,7 @@ class PinnedConnections:
     def _pin(self) -> _Pin:
         connection = self.engine.raw_connection()
         try:
-            set_autocommit(connection.driver_connection, self.engine.dialect.name)
+            prepare_pinned(connection.driver_connection, self.engine.dialect.name)
             pin = _Pin(connection)
         except BaseException:
             connection.invalidate()
@@ -80,11 +80,21 @@ class PinnedConnections:
         return pin
 
 
-def set_autocommit(dbapi_connection: Any, dialect_name: str) -> None:
-    """Each statement commits on its own unless a BEGIN opened a transaction."""
+def prepare_pinned(dbapi_connection: Any, dialect_name: str) -> None:
+    """Autocommit (each statement commits on its own unless a BEGIN opened a transaction).
+
+    On PostgreSQL the pinned connection also commits without waiting for the WAL flush
+    (`synchronous_commit = off`): its statements only move jobs that a durable push
+    already stored (reserve, delete, release, renew), so a database crash can at worst
+    forget the last fraction of a second of them, and those jobs run again (at least
+    once). Pushes and the failed store keep synchronous commits on their own connections.
+    """
     if dialect_name == "sqlite":
         dbapi_connection.isolation_level = None  # the sqlite3 module then never BEGINs on its own
     elif dialect_name in ("mysql", "mariadb"):
         dbapi_connection.autocommit(True)  # PyMySQL: a method (one round trip, once)
     else:
         dbapi_connection.autocommit = True  # psycopg: an attribute, no round trip
+        if dialect_name == "postgresql":
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit = off")
