@@ -5,18 +5,23 @@ connection is ever shared between threads, and a job pays no pool checkout, no
 reset-on-return rollback and no isolation-level switch. Transactions are explicit
 (`BEGIN` … `COMMIT` sent as statements). A connection that raised is thrown away and
 the thread's next call pins a fresh one; a thread's connection closes when the thread
-ends or when the owner closes them all.
+ends or when the owner closes them all. A forked child never touches its parent's
+connections (closing one would end the parent's session): it pins its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import weakref
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.pool import PoolProxiedConnection
+
+_inherited: list[PoolProxiedConnection] = []
+"""Connections a forked child inherited: kept referenced so no finalizer ever runs on them."""
 
 
 class _Pin:
@@ -25,10 +30,13 @@ class _Pin:
     def __init__(self, connection: PoolProxiedConnection) -> None:
         self.connection: PoolProxiedConnection | None = connection
         self.cursor = connection.cursor()
+        self.pid = os.getpid()
 
     def close(self) -> None:
         connection, self.connection = self.connection, None
-        if connection is not None:
+        if connection is not None and self.pid != os.getpid():
+            _inherited.append(connection)
+        elif connection is not None:
             # Never checked back in: a pinned connection is in autocommit mode, which a pooled
             # transaction must not inherit.
             with contextlib.suppress(Exception):
@@ -48,7 +56,7 @@ class PinnedConnections:
     def cursor(self) -> Any:
         """This thread's cursor on its pinned connection (pinning one on first use)."""
         pin: _Pin | None = getattr(self._local, "pin", None)
-        if pin is None or pin.connection is None:
+        if pin is None or pin.connection is None or pin.pid != os.getpid():
             pin = self._pin()
         return pin.cursor
 
