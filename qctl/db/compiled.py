@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Dialect
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class CompiledStatement:
 
     @classmethod
     def of(cls, statement: ClauseElement, dialect: Dialect) -> CompiledStatement:
-        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True}))
         positions = tuple(compiled.positiontup or ()) if compiled.positional else None
         return cls(compiled.string, dict(compiled.params), positions)
 

@@ -52,7 +52,7 @@ class JobStatements:
 def build_job_statements(engine: Engine, table: Table, retry_after: int | None) -> JobStatements:
     """Needs a connected engine: SKIP LOCKED support depends on the server version."""
     dialect = engine.dialect
-    now = literal_column(unix_now_sql(engine))
+    now: ColumnElement[Any] = literal_column(unix_now_sql(engine))
     available = _available_in_queue(table, retry_after, now)
     held = and_(
         table.c.id == bindparam("id"), table.c.attempts == bindparam("a"), table.c.reserved_at.is_not(None)

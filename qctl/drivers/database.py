@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, literal_column, select
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, literal_column, select
 from sqlalchemy.exc import DBAPIError
 
 from qctl.config import ConnectionConfig
@@ -92,7 +92,7 @@ class DatabaseDriver:
                 conn.execute(self._insert_statement(delayed=True), later)
 
     def _insert_statement(self, delayed: bool) -> Any:
-        now = literal_column(unix_now_sql(self.engine))
+        now: ColumnElement[Any] = literal_column(unix_now_sql(self.engine))
         return insert_job(self.table, available_at=unix_after(self.engine, "d") if delayed else now, now=now)
 
     # --- the worker's path: compiled statements on this thread's pinned connection --
