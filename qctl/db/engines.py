@@ -7,6 +7,7 @@ failing with "database is locked" when a read snapshot tries to become a writer.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -42,6 +43,15 @@ def get_engine(url: str) -> Engine:
         if engine is None:
             engine = _engines[url] = _create(url)
         return engine
+
+
+def _forget_parent_pools() -> None:
+    """In a forked child: fresh pools, leaving the parent's connections open and untouched."""
+    for engine in list(_engines.values()):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_parent_pools)
 
 
 def dispose_all() -> None:
@@ -115,9 +125,9 @@ def unix_now_sql(engine: Engine) -> str:
 
 def unix_after(engine: Engine, param: str) -> Any:
     """Whole unix seconds, rounded up, `param` seconds from the database's now: never early."""
-    from sqlalchemy import BigInteger, Integer, bindparam, cast, func
+    from sqlalchemy import BigInteger, Float, Integer, bindparam, cast, func
 
-    seconds = bindparam(param)
+    seconds = bindparam(param, type_=Float)  # typed: PostgreSQL would otherwise cast 1.5 s to an integer
     name = engine.dialect.name
     if name == "postgresql":
         return cast(func.ceil(func.extract("epoch", func.clock_timestamp()) + seconds), BigInteger)

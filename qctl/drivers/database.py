@@ -5,35 +5,33 @@ stamps `reserved_at`, all on the database's clock. PostgreSQL does it in one
 statement (`FOR UPDATE SKIP LOCKED` inside a CTE); MariaDB/MySQL in one short
 transaction; SQLite inside `BEGIN IMMEDIATE`. Delete, release and renew are
 fenced by (id, attempts): the attempts count only grows, so a holder whose lease
-expired (and whose job was reserved again) matches nothing.
+expired (and whose job was reserved again) matches nothing. The statements live in
+`qctl.db.jobs_sql`.
+
+The worker's path (reserve, delete, release, renew) runs those statements, compiled
+once, on a connection each thread pins (`qctl.db.pinned`): per job that is one
+statement to reserve and one to delete on PostgreSQL, with no pool checkout and no
+SQLAlchemy expression building. Pushing, sizes and clearing go through the pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    and_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    literal_column,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, literal_column, select
 from sqlalchemy.exc import DBAPIError
 
 from qctl.config import ConnectionConfig
-from qctl.db.engines import get_engine, redact, supports_skip_locked, unix_after, unix_now_sql
+from qctl.db.compiled import CompiledStatement
+from qctl.db.engines import get_engine, redact, unix_after, unix_now_sql
+from qctl.db.jobs_sql import JobStatements, build_job_statements, insert_job
 from qctl.db.migrations import ensure_table
+from qctl.db.pinned import PinnedConnections
 from qctl.db.schema import jobs_table
 from qctl.errors import DriverError
 
@@ -72,10 +70,12 @@ class DatabaseDriver:
         self.table = jobs_table(config.table)
         self._url = config.url
         self._ready = False
-        self._dialect = self.engine.dialect.name
-        self._autocommit = self.engine if self._dialect == "sqlite" else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._pinned = PinnedConnections(self.engine)
+        self._statements: JobStatements | None = None
+        self._statements_lock = threading.Lock()
+        self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
 
-    # --- pushing ------------------------------------------------------------------
+    # --- pushing (through the pool: producers are many short-lived threads) ----------
 
     def push(self, payload: str, queue: str, delay: float = 0) -> None:
         self.bulk([(payload, queue, delay)])
@@ -85,112 +85,63 @@ class DatabaseDriver:
             return
         now = [{"q": queue, "p": payload, "a": 0} for payload, queue, delay in items if delay <= 0]
         later = [{"q": queue, "p": payload, "a": 0, "d": float(delay)} for payload, queue, delay in items if delay > 0]
-        with self._connection("push", autocommit=len(items) == 1) as conn:
+        with self._connection("push") as conn:
             if now:
                 conn.execute(self._insert_statement(delayed=False), now)
             if later:
                 conn.execute(self._insert_statement(delayed=True), later)
 
     def _insert_statement(self, delayed: bool) -> Any:
-        now = self._now()
-        available_at = unix_after(self.engine, "d") if delayed else now
-        return insert(self.table).values(
-            queue=bindparam("q"),
-            payload=bindparam("p"),
-            attempts=bindparam("a"),
-            reserved_at=None,
-            available_at=available_at,
-            created_at=now,
-        )
+        now: ColumnElement[Any] = literal_column(unix_now_sql(self.engine))
+        return insert_job(self.table, available_at=unix_after(self.engine, "d") if delayed else now, now=now)
 
-    # --- reserving ----------------------------------------------------------------
+    # --- the worker's path: compiled statements on this thread's pinned connection --
 
     def pop(self, queues: Sequence[str]) -> DatabaseReservedJob | None:
-        for queue in queues:
-            job = self._reserve(queue)
-            if job is not None:
-                return job
+        with self._pinned_cursor("reserve") as (cursor, sql):
+            for queue in queues:
+                row = self._reserve(cursor, sql, queue)
+                if row is not None:
+                    job_id, payload, attempts, previous_reservation = row
+                    raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+                    reclaimed = previous_reservation is not None
+                    return DatabaseReservedJob(self, job_id, self.connection_name, queue, raw, attempts, reclaimed)
         return None
 
-    def _reserve(self, queue: str) -> DatabaseReservedJob | None:
-        if self._dialect == "postgresql":
-            with self._connection("reserve", autocommit=True) as conn:
-                row = conn.execute(self._reserve_in_one_statement(queue)).first()
-        else:
-            with self._connection("reserve") as conn:
-                row = self._reserve_in_transaction(conn, queue)
-        if row is None:
-            return None
-        job_id, payload, attempts, previous_reservation = row
-        return DatabaseReservedJob(
-            self, job_id, self.connection_name, queue, payload.encode("utf-8"), attempts,
-            reclaimed=previous_reservation is not None,
-        )
-
-    def _next_available(self, queue: str) -> Any:
-        now = self._now()
-        available: ColumnElement[bool] = and_(self.table.c.reserved_at.is_(None), self.table.c.available_at <= now)
-        if self.retry_after is not None:
-            available = or_(available, self.table.c.reserved_at <= now - self.retry_after)
-        query = (
-            select(self.table.c.id, self.table.c.payload, self.table.c.reserved_at)
-            .where(self.table.c.queue == queue, available)
-            .order_by(self.table.c.id)
-            .limit(1)
-        )
-        if supports_skip_locked(self.engine):
-            query = query.with_for_update(skip_locked=True)
-        return query
-
-    def _reserve_in_one_statement(self, queue: str) -> Any:
-        picked = self._next_available(queue).cte("picked")
-        return (
-            update(self.table)
-            .where(self.table.c.id == picked.c.id)
-            .values(reserved_at=self._now(), attempts=self.table.c.attempts + 1)
-            .returning(self.table.c.id, self.table.c.payload, self.table.c.attempts, picked.c.reserved_at)
-        )
-
-    def _reserve_in_transaction(self, conn: Connection, queue: str) -> tuple[Any, ...] | None:
-        found = conn.execute(self._next_available(queue)).first()
-        if found is None:
-            return None
-        job_id, payload, previous = found
-        conn.execute(
-            update(self.table)
-            .where(self.table.c.id == job_id)
-            .values(reserved_at=self._now(), attempts=self.table.c.attempts + 1)
-        )
-        attempts = conn.execute(select(self.table.c.attempts).where(self.table.c.id == job_id)).scalar_one()
-        return job_id, payload, attempts, previous
-
-    # --- fenced changes to a reserved job -------------------------------------------
-
-    def _held(self, job_id: int, attempts: int) -> ColumnElement[bool]:
-        return and_(self.table.c.id == job_id, self.table.c.attempts == attempts, self.table.c.reserved_at.is_not(None))
+    @staticmethod
+    def _reserve(cursor: Any, sql: JobStatements, queue: str) -> tuple[Any, ...] | None:
+        if sql.reserve_in_one_statement is not None:
+            return _fetch_one(cursor, sql.reserve_in_one_statement, {"q": queue})
+        with _transaction(cursor, sql.begin):
+            found = _fetch_one(cursor, sql.next_available, {"q": queue})
+            if found is None:
+                return None
+            job_id, payload, attempts, previous = found
+            _execute(cursor, sql.mark_reserved, {"id": job_id})
+        # The row was locked (SKIP LOCKED, or SQLite's single writer) from the read to the update.
+        return job_id, payload, attempts + 1, previous
 
     def delete_reserved(self, job_id: int, attempts: int) -> bool:
-        with self._connection("delete", autocommit=True) as conn:
-            return conn.execute(delete(self.table).where(self._held(job_id, attempts))).rowcount == 1
+        with self._pinned_cursor("delete") as (cursor, sql):
+            return _execute(cursor, sql.delete_held, {"id": job_id, "a": attempts}) == 1
 
     def release_reserved(self, job: DatabaseReservedJob, delay: float) -> bool:
         """Delete and re-insert, so the released job goes to the back of its queue (as in Laravel)."""
-        with self._connection("release") as conn:
-            if conn.execute(delete(self.table).where(self._held(job.id, job.attempts))).rowcount != 1:
+        row = {"q": job.queue, "p": job.raw.decode("utf-8"), "a": job.attempts, "d": float(delay)}
+        with self._pinned_cursor("release") as (cursor, sql), _transaction(cursor, sql.begin):
+            if _execute(cursor, sql.delete_held, {"id": job.id, "a": job.attempts}) != 1:
                 return False
-            row = {"q": job.queue, "p": job.raw.decode("utf-8"), "a": job.attempts, "d": float(delay)}
-            conn.execute(self._insert_statement(delayed=delay > 0), row)
+            _execute(cursor, sql.insert_available_later if delay > 0 else sql.insert_available_now, row)
             return True
 
     def renew_reserved(self, job_id: int, attempts: int) -> bool:
-        statement = update(self.table).where(self._held(job_id, attempts)).values(reserved_at=self._now())
-        with self._connection("renew", autocommit=True) as conn:
-            return conn.execute(statement).rowcount == 1
+        with self._pinned_cursor("renew") as (cursor, sql):
+            return _execute(cursor, sql.renew_held, {"id": job_id, "a": attempts}) == 1
 
     # --- inspecting -----------------------------------------------------------------
 
     def size(self, queue: str) -> int:
-        with self._connection("size", autocommit=True) as conn:
+        with self._connection("size") as conn:
             query = select(func.count()).select_from(self.table).where(self.table.c.queue == queue)
             return int(conn.execute(query).scalar_one())
 
@@ -199,28 +150,72 @@ class DatabaseDriver:
             return int(conn.execute(delete(self.table).where(self.table.c.queue == queue)).rowcount)
 
     def close(self) -> None:
+        self._pinned.close_all()
         self.engine.dispose()
 
     # --- plumbing ---------------------------------------------------------------------
 
-    def _now(self) -> Any:
-        return literal_column(unix_now_sql(self.engine))
+    def _ensure_table(self) -> None:
+        if not self._ready:
+            ensure_table(self.engine, self.table)
+            self._ready = True
 
     @contextmanager
-    def _connection(self, action: str, autocommit: bool = False) -> Iterator[Connection]:
-        """A connection in a transaction (or autocommit), with errors as one-line DriverErrors."""
+    def _connection(self, action: str) -> Iterator[Connection]:
+        """A pooled connection in a transaction, with errors as one-line DriverErrors."""
         try:
-            if not self._ready:
-                ensure_table(self.engine, self.table)
-                self._ready = True
-            engine = self._autocommit if autocommit else self.engine
-            with engine.begin() as conn:
+            self._ensure_table()
+            with self.engine.begin() as conn:
                 yield conn
         except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            raise DriverError(
-                f"database {redact(self._url)}: {action} failed: {reason}"
-            ) from exc
+            raise self._driver_error(action, exc.orig if exc.orig is not None else exc) from exc
+
+    @contextmanager
+    def _pinned_cursor(self, action: str) -> Iterator[tuple[Any, JobStatements]]:
+        """This thread's cursor and the compiled statements; a failed connection is replaced next time."""
+        try:
+            self._ensure_table()
+            cursor = self._pinned.cursor()
+            yield cursor, self._statements or self._compile_statements()
+        except DBAPIError as exc:  # raised while pinning a new connection
+            raise self._driver_error(action, exc.orig if exc.orig is not None else exc) from exc
+        except self._dbapi_error as exc:
+            self._pinned.discard()
+            raise self._driver_error(action, exc) from exc
+
+    def _compile_statements(self) -> JobStatements:
+        with self._statements_lock:  # after the first connection: SKIP LOCKED depends on the server version
+            if self._statements is None:
+                self._statements = build_job_statements(self.engine, self.table, self.retry_after)
+            return self._statements
+
+    def _driver_error(self, action: str, exc: BaseException) -> DriverError:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return DriverError(f"database {redact(self._url)}: {action} failed: {reason}")
+
+
+def _execute(cursor: Any, statement: CompiledStatement, values: Mapping[str, Any]) -> int:
+    cursor.execute(statement.sql, statement.parameters(values))
+    return int(cursor.rowcount)
+
+
+def _fetch_one(cursor: Any, statement: CompiledStatement, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    cursor.execute(statement.sql, statement.parameters(values))
+    row = cursor.fetchone()
+    return tuple(row) if row is not None else None
+
+
+@contextmanager
+def _transaction(cursor: Any, begin: str) -> Iterator[None]:
+    """An explicit transaction on an autocommit connection; rolled back if the body raises."""
+    cursor.execute(begin)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):  # a broken connection: the caller discards it
+            cursor.execute("ROLLBACK")
+        raise
+    cursor.execute("COMMIT")
 
 
 __all__ = ["DatabaseDriver", "DatabaseReservedJob"]

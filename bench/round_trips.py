@@ -1,0 +1,145 @@
+"""Round trips (and SQLite statements) the database driver spends per reserved-and-deleted job.
+
+PostgreSQL and MariaDB: the driver talks through a small TCP proxy that counts
+exchanges — a client write after the server last spoke starts a new round trip, so
+pipelined messages count once. SQLite has no wire, so it counts the statements the
+sqlite3 module runs (BEGIN and COMMIT included) through its trace callback.
+
+Warm-up jobs run first (connections opened, statements prepared), then each of
+`--jobs` jobs is reserved and deleted and the counts are split by operation.
+
+    python bench/round_trips.py [--jobs 200] [--only sqlite,postgresql,mariadb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import socket
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+POSTGRES_URL = os.environ.get("QCTL_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MARIADB_URL = os.environ.get("QCTL_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+WARM_UP = 5
+
+
+class CountingProxy:
+    """Forwards one local port to a server and counts request/response exchanges."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.round_trips = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            server = socket.create_connection(self.target)
+            last = {"from": "server"}  # per connection: who spoke last
+            threading.Thread(target=self._pipe, args=(client, server, "client", last), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, "server", last), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, side: str, last: dict[str, str]) -> None:
+        try:
+            while data := source.recv(65536):
+                with self._lock:
+                    if side == "client" and last["from"] == "server":
+                        self.round_trips += 1
+                    last["from"] = side
+                sink.sendall(data)
+        except OSError:
+            pass  # the other side closed: the finally below closes this one
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def count(self) -> int:
+        with self._lock:
+            return self.round_trips
+
+
+class StatementCounter:
+    def __init__(self) -> None:
+        self.statements = 0
+
+    def __call__(self, _sql: str) -> None:
+        self.statements += 1
+
+    def count(self) -> int:
+        return self.statements
+
+
+def through_proxy(url: str) -> tuple[str, CountingProxy]:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    proxy = CountingProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+    return parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
+
+
+def measure(kind: str, url: str, jobs: int) -> None:
+    from sqlalchemy import event, text
+
+    from qctl.config import ConnectionConfig
+    from qctl.db.engines import get_engine
+    from qctl.drivers.database import DatabaseDriver
+
+    table = f"jobs_rt_{secrets.token_hex(4)}"
+    counter: CountingProxy | StatementCounter
+    if kind == "sqlite":
+        counter = StatementCounter()
+        event.listen(get_engine(url), "connect", lambda dbapi, _record: dbapi.set_trace_callback(counter))
+    else:
+        url, counter = through_proxy(url)
+    driver = DatabaseDriver(ConnectionConfig("rt", "database", url, table=table))
+    try:
+        driver.bulk([(f'{{"n":{n}}}', "default", 0.0) for n in range(jobs + WARM_UP)])
+        for _ in range(WARM_UP):
+            job = driver.pop(["default"])
+            assert job is not None and job.delete()
+        reserve = delete = 0
+        for _ in range(jobs):
+            before = counter.count()
+            job = driver.pop(["default"])
+            middle = counter.count()
+            assert job is not None and job.delete()
+            reserve += middle - before
+            delete += counter.count() - middle
+        before = counter.count()
+        assert driver.pop(["default"]) is None
+        empty = counter.count() - before
+        unit = "statements" if kind == "sqlite" else "round trips"
+        print(f"{kind:11} {unit:11} per job: reserve {reserve / jobs:.2f}, delete {delete / jobs:.2f}, "
+              f"total {(reserve + delete) / jobs:.2f}; empty poll {empty}")
+    finally:
+        if kind != "sqlite":
+            with get_engine(url).begin() as conn:
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        driver.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--only", default="sqlite,postgresql,mariadb")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="qctl-rt-") as directory:
+        urls = {"sqlite": f"sqlite:///{directory}/rt.sqlite", "postgresql": POSTGRES_URL, "mariadb": MARIADB_URL}
+        for kind in args.only.split(","):
+            measure(kind, urls[kind], args.jobs)
+
+
+if __name__ == "__main__":
+    main()
