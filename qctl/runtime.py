@@ -24,7 +24,7 @@ from qctl.cache.base import CacheStore
 from qctl.clock import SYSTEM_CLOCK
 from qctl.config import Config
 from qctl.connections import ConnectionManager
-from qctl.errors import ConfigError
+from qctl.errors import ConfigError, QctlError
 from qctl.events import EventBus
 from qctl.events import bus as default_event_bus
 from qctl.failed.base import FailedJobStore
@@ -87,6 +87,9 @@ class Runtime:
                 importlib.import_module(module)
             except ImportError as exc:
                 raise ConfigError(f"{self.config.source}: app: cannot import {module!r} ({exc})") from None
+            except Exception as exc:  # a bug in the app module itself: one line, the traceback with -v
+                message = f"app module {module!r} failed to import: {type(exc).__name__}: {exc}"
+                raise QctlError(message.splitlines()[0]) from exc
 
     def worker(self, connection: str | None, options: WorkerOptions) -> Worker:
         driver = self.connections.get(connection)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ FOREVER = 9_999_999_999
 
 
 def _expiry(ttl: float | None) -> int:
-    return FOREVER if ttl is None else int(time.time() + ttl)
+    return FOREVER if ttl is None else math.ceil(time.time() + ttl)  # whole seconds, never early
 
 
 def _is_write_race(exc: StoreUnavailableError) -> bool:

@@ -176,3 +176,12 @@ def test_clear_deletes_a_queue(tmp_path: Path) -> None:
     assert done.returncode == 0 and "Cleared 3 jobs from queue 'default'" in done.stdout
     refused = run_qctl(["clear"], tmp_path, input="n\n")
     assert refused.returncode == 1
+
+
+def test_a_broken_app_module_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "brokenapp.py").write_text("def oops(:\n")
+    (tmp_path / "qctl.toml").write_text('app = ["brokenapp"]\n')
+    done = run_qctl(["work", "--once", "--sleep", "0"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: app module 'brokenapp' failed to import: SyntaxError")
+    assert len(done.stderr.strip().splitlines()) == 1
