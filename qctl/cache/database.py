@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from qctl.db.engines import get_engine, redact
-from qctl.db.migrations import ensure_table
 from qctl.db.schema import cache_table
+from qctl.db.transactions import table_transaction
 from qctl.errors import StoreUnavailableError
 
 FOREVER = 9_999_999_999
@@ -97,12 +96,5 @@ class DatabaseCacheStore:
     def close(self) -> None:
         return None
 
-    @contextmanager
-    def _connection(self, action: str) -> Iterator[Connection]:
-        try:
-            ensure_table(self.engine, self.table)
-            with self.engine.begin() as conn:
-                yield conn
-        except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            raise StoreUnavailableError(f"cache {redact(self._url)}: cannot {action}: {reason}") from exc
+    def _connection(self, action: str) -> AbstractContextManager[Connection]:
+        return table_transaction(self.engine, self.table, self._url, "cache", action, StoreUnavailableError)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
-from sqlalchemy.exc import DBAPIError
 
-from qctl.db.engines import get_engine, redact
-from qctl.db.migrations import ensure_table
+from qctl.db.engines import get_engine
 from qctl.db.schema import failed_jobs_table
+from qctl.db.transactions import table_transaction
 from qctl.errors import StoreUnavailableError
 from qctl.failed.base import FailedJob, clean_text, payload_to_text, text_to_payload
 
@@ -106,12 +104,5 @@ class DatabaseFailedJobStore:
             failed_at=row["failed_at"],
         )
 
-    @contextmanager
-    def _connection(self, action: str) -> Iterator[Connection]:
-        try:
-            ensure_table(self.engine, self.table)
-            with self.engine.begin() as conn:
-                yield conn
-        except DBAPIError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-            raise StoreUnavailableError(f"failed-job store {redact(self._url)}: cannot {action}: {reason}") from exc
+    def _connection(self, action: str) -> AbstractContextManager[Connection]:
+        return table_transaction(self.engine, self.table, self._url, "failed-job store", action, StoreUnavailableError)
