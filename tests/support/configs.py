@@ -72,8 +72,28 @@ def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_test
     return TestSetup(kind, directory, token, toml)
 
 
+def redis_prefix(setup: TestSetup) -> str:
+    return f"qctl-test-{setup.token}:"
+
+
+def drop_redis_keys(url: str, prefix: str) -> None:
+    """Delete the keys under a test's prefix (the shared Redis is never flushed)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def drop_tables(setup: TestSetup) -> None:
-    """Remove every table the setup may have created (server databases are shared)."""
+    """Remove every table (and Redis key) the setup may have created (servers are shared)."""
+    if setup.kind == "redis":
+        drop_redis_keys(url_for("redis", setup.directory), redis_prefix(setup))
+        return
     if setup.kind not in ("postgresql", "mariadb"):
         return
     engine = get_engine(url_for(setup.kind, setup.directory))

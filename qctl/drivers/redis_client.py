@@ -1,0 +1,147 @@
+"""The Redis connection of one qctl connection: lazy clients, cluster detection, scripts by SHA,
+and every redis-py error turned into one clear `DriverError` line naming the server.
+
+Nothing connects until the first command. redis-py's own retries are off: a reserve or push
+must not run twice behind the caller's back; the worker's backoff does the retrying.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis import exceptions as rx
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from qctl.drivers.scripts import Script
+from qctl.errors import DriverError
+
+Call = tuple[Script, Sequence[str], Sequence[str | bytes]]
+CONNECT_TIMEOUT = 5.0
+COMMAND_TIMEOUT = 30.0
+BLOCKING_MARGIN = 10.0
+
+
+def server_of(url: str) -> str:
+    """`host:port` (or the socket path) for messages; never the password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path
+    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 6379}"
+
+
+def reason_of(exc: BaseException) -> str:
+    """The OS's word for a failed socket (`Connection refused`), else redis-py's message, trimmed."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^Error \d+ (connecting to|while writing to socket\.?)\s*\S*\s*", "", text)
+    return text.rstrip(".") or type(exc).__name__
+
+
+class RedisClient:
+    def __init__(self, url: str, block_for: float | None) -> None:
+        self.url = url
+        self.server = server_of(url)
+        self.block_for = block_for
+        self.cluster = False
+        self._client: Any = None
+        self._blocking: Any = None
+
+    # --- connecting -------------------------------------------------------------------
+
+    def _options(self, socket_timeout: float | None) -> dict[str, Any]:
+        return {
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "socket_timeout": socket_timeout,
+            "socket_keepalive": True,
+            "retry": Retry(NoBackoff(), 0),
+        }
+
+    def _connect(self, socket_timeout: float | None) -> Any:
+        if self.cluster:
+            return redis.RedisCluster.from_url(self.url, **self._options(socket_timeout))
+        return redis.Redis.from_url(self.url, **self._options(socket_timeout))
+
+    def client(self) -> Any:
+        """The command client, created (and the server asked whether it is a cluster) on first use."""
+        if self._client is None:
+            plain = redis.Redis.from_url(self.url, **self._options(COMMAND_TIMEOUT))
+            if plain.info("cluster").get("cluster_enabled") == 1:
+                plain.close()
+                self.cluster = True
+                plain = self._connect(COMMAND_TIMEOUT)
+            self._client = plain
+        return self._client
+
+    def blocking_client(self) -> Any:
+        """A separate client for BLPOP, whose socket timeout outlasts the longest block."""
+        if self._blocking is None:
+            self.client()
+            timeout = None if not self.block_for else self.block_for + BLOCKING_MARGIN
+            self._blocking = self._connect(timeout)
+        return self._blocking
+
+    def close(self) -> None:
+        for client in (self._client, self._blocking):
+            if client is not None:
+                client.close()
+        self._client = self._blocking = None
+
+    # --- commands ---------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (rx.ConnectionError, rx.TimeoutError) as exc:
+            raise DriverError(f"cannot reach Redis at {self.server} ({reason_of(exc)})") from exc
+        except rx.RedisError as exc:
+            raise DriverError(f"Redis at {self.server}: {action} failed: {reason_of(exc)}") from exc
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
+        with self.errors(script.name):
+            client = self.client()
+            try:
+                return client.evalsha(script.sha, len(keys), *keys, *args)
+            except rx.NoScriptError:  # a restarted or flushed server: load it again, nothing ran
+                client.script_load(script.source)
+                return client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def run_many(self, calls: Sequence[Call]) -> list[Any]:
+        """Script calls in one pipeline (one round trip); calls that met NOSCRIPT are sent again once."""
+        results: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        with self.errors("bulk push"):
+            client = self.client()
+            for _ in range(2):
+                pipe = client.pipeline(transaction=False)
+                for index in pending:
+                    script, keys, args = calls[index]
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                answers = pipe.execute(raise_on_error=False)
+                missing = []
+                for index, answer in zip(pending, answers, strict=True):
+                    if isinstance(answer, rx.NoScriptError):
+                        missing.append(index)
+                    elif isinstance(answer, Exception):
+                        raise answer
+                    else:
+                        results[index] = answer
+                if not missing:
+                    return results
+                for script in {calls[index][0] for index in missing}:
+                    client.script_load(script.source)
+                pending = missing
+        raise DriverError(f"Redis at {self.server}: scripts keep disappearing (SCRIPT FLUSH in a loop?)")
+
+    def blpop(self, keys: Sequence[str], timeout: float) -> bool:
+        """Block on the lists; True when a token was taken, False when the time ran out."""
+        with self.errors("wait for a job"):
+            return self.blocking_client().blpop(list(keys), timeout=timeout) is not None
