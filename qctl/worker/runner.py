@@ -148,8 +148,12 @@ class JobRunner:
         self.rules = rules or FailureRules(options, clock)
         self.timeout_guard = timeout_guard
 
-    def process(self, reserved: ReservedJob) -> RunningJob:
-        """Run one reserved job to a settled state (deleted, released or failed)."""
+    def process(self, reserved: ReservedJob, defer_delete: bool = False) -> RunningJob:
+        """Run one reserved job to a settled state (deleted, released or failed).
+
+        With `defer_delete`, a job that ran to its end is left reserved (not settled) for the
+        caller to delete: a worker folds that into its next reserve when the driver can.
+        """
         running = RunningJob(reserved, self)
         try:
             running.envelope = parse(reserved.raw, self.signer)
@@ -171,7 +175,7 @@ class JobRunner:
         except Exception as exc:
             self.handle_exception(running, exc)
         else:
-            if not running.is_settled():
+            if not running.is_settled() and not defer_delete:
                 running.delete()
             self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
         return running

@@ -7,7 +7,7 @@ memory come through injectable seams so the loop can be tested without sleeping.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,6 +24,7 @@ from qctl.worker.stop import EXIT_CODES, StopReason
 log = logging.getLogger("qctl.worker")
 
 BACKOFF_CAP_SECONDS = 30.0
+PopAfter = Callable[[ReservedJob | None, Sequence[str]], ReservedJob | None]
 
 
 class WorkerControls(Protocol):
@@ -76,6 +77,9 @@ class Worker:
         self.lease = LeaseKeeper(self.driver.retry_after)
         self.backoff = PopBackoff()
         self.current: ReservedJob | None = None
+        # A job that ran to its end, deleted by the next reserve when the driver can fold the two.
+        self.finished: ReservedJob | None = None
+        self.pop_after: PopAfter | None = getattr(self.driver, "pop_after", None)
 
     def run(self) -> int:
         """Process jobs until a stop condition holds; returns the process exit status."""
@@ -85,6 +89,7 @@ class Worker:
                     return self.stop(self.run_next_job())
                 return self.stop(self.daemon())
             finally:
+                self.delete_finished()
                 self.lease.close()
 
     def daemon(self) -> StopReason:
@@ -104,6 +109,7 @@ class Worker:
                     self.jobs_processed += 1
                     self.run_job(job)
                     if self.options.rest > 0:
+                        self.delete_finished()
                         self.clock.sleep(self.options.rest)
                 elif not self.options.stop_when_empty:
                     self.wait_for_work()
@@ -138,7 +144,7 @@ class Worker:
 
     def next_job(self) -> ReservedJob | None:
         try:
-            job = self.driver.pop(self.queues)
+            job = self.reserve()
         except DriverError as exc:
             self.note_store_failure(exc)
             with idle(self.flags):
@@ -150,6 +156,22 @@ class Worker:
             self.backoff.failures = 0
         return job
 
+    def reserve(self) -> ReservedJob | None:
+        if self.finished is None or self.pop_after is None:
+            return self.driver.pop(self.queues)
+        job = self.pop_after(self.finished, self.queues)
+        self.finished = None
+        return job
+
+    def delete_finished(self) -> None:
+        """The loop is about to wait or stop: delete the finished job now rather than with the next reserve."""
+        job, self.finished = self.finished, None
+        if job is not None:
+            try:
+                job.delete()
+            except DriverError as exc:
+                self.notice(f"{exc}; finished job {job.key} may run again after retry_after")
+
     def note_store_failure(self, exc: DriverError) -> None:
         if self.backoff.failures == 0:
             self.backoff.since = self.clock.monotonic()
@@ -160,7 +182,9 @@ class Worker:
         self.current = job
         try:
             with self.lease.keep(job):
-                self.runner.process(job)
+                running = self.runner.process(job, defer_delete=self.pop_after is not None)
+            if not running.is_settled():
+                self.finished = job
         except DriverError as exc:
             # The job stays reserved and comes back after retry_after: at least once, never lost.
             self.notice(f"{exc}; job {job.key} will be retried after retry_after")
@@ -175,6 +199,7 @@ class Worker:
                 self.clock.sleep(self.options.sleep)
 
     def wait(self, seconds: float) -> None:
+        self.delete_finished()
         with idle(self.flags):
             self.clock.sleep(seconds)
 
