@@ -72,11 +72,16 @@ class RedisClient:
     def client(self) -> Any:
         """The command client, created (and the server asked whether it is a cluster) on first use."""
         if self._client is None:
-            plain = redis.Redis.from_url(self.url, **self._options(COMMAND_TIMEOUT))
-            if plain.info("cluster").get("cluster_enabled") == 1:
-                plain.close()
-                self.cluster = True
-                plain = self._connect(COMMAND_TIMEOUT)
+            with self.errors("connect"):
+                plain = redis.Redis.from_url(self.url, **self._options(COMMAND_TIMEOUT))
+                try:
+                    if plain.info("cluster").get("cluster_enabled") == 1:
+                        self.cluster = True
+                        plain.close()
+                        plain = self._connect(COMMAND_TIMEOUT)
+                except BaseException:
+                    plain.close()
+                    raise
             self._client = plain
         return self._client
 
