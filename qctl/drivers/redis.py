@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from qctl.config import DEFAULT_REDIS_URL, ConnectionConfig
 from qctl.drivers.base import ReservedJob
 from qctl.drivers.redis_client import Call, RedisClient
-from qctl.drivers.redis_keys import QueueKeys, group_by_slot, queue_keys
+from qctl.drivers.redis_keys import QueueKeys, group_by_slot, queue_keys, slot_of
 from qctl.drivers.scripts import script
 from qctl.errors import DriverError
 
@@ -71,7 +71,14 @@ class RedisDriver:
     def keys(self, queue: str) -> QueueKeys:
         found = self._keys.get(queue)
         if found is None:
-            found = self._keys[queue] = queue_keys(self.prefix, queue)
+            found = queue_keys(self.prefix, queue)
+            self.redis.client()  # connects once, learning whether this is a cluster
+            if self.redis.cluster and len({slot_of(key) for key in found.all()}) > 1:
+                raise DriverError(
+                    f"queue {queue!r}: on Redis Cluster a queue's keys must share a slot; "
+                    f"name it with a hash tag, e.g. '{{{queue}}}'"
+                )
+            self._keys[queue] = found
         return found
 
     # --- pushing ------------------------------------------------------------------------
@@ -114,7 +121,6 @@ class RedisDriver:
 
     def _groups(self, queues: Sequence[str]) -> list[list[QueueKeys]]:
         keys = [self.keys(queue) for queue in queues]
-        self.redis.client()  # learn whether this is a cluster before grouping
         return group_by_slot(keys) if self.redis.cluster else [keys]
 
     def _reserve(self, group: list[QueueKeys], finished: RedisReservedJob | None) -> RedisReservedJob | None:

@@ -120,30 +120,44 @@ class RedisClient:
                 return client.evalsha(script.sha, len(keys), *keys, *args)
 
     def run_many(self, calls: Sequence[Call]) -> list[Any]:
-        """Script calls in one pipeline (one round trip); calls that met NOSCRIPT are sent again once."""
+        """Script calls in one pipeline per server (one round trip); NOSCRIPT answers are sent again once."""
         results: list[Any] = [None] * len(calls)
-        pending = list(range(len(calls)))
         with self.errors("bulk push"):
-            client = self.client()
-            for _ in range(2):
-                pipe = client.pipeline(transaction=False)
-                for index in pending:
-                    script, keys, args = calls[index]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                answers = pipe.execute(raise_on_error=False)
-                missing = []
-                for index, answer in zip(pending, answers, strict=True):
-                    if isinstance(answer, rx.NoScriptError):
-                        missing.append(index)
-                    elif isinstance(answer, Exception):
-                        raise answer
-                    else:
-                        results[index] = answer
-                if not missing:
-                    return results
-                for script in {calls[index][0] for index in missing}:
-                    client.script_load(script.source)
-                pending = missing
+            for client, indices in self._by_server(calls).items():
+                self._pipeline(client, calls, indices, results)
+        return results
+
+    def _by_server(self, calls: Sequence[Call]) -> dict[Any, list[int]]:
+        """Which plain client sends which calls: redis-py refuses EVALSHA in cluster pipelines,
+        so on a cluster each node gets a plain pipeline of the calls whose keys it serves."""
+        client = self.client()
+        if not self.cluster:
+            return {client: list(range(len(calls)))}
+        grouped: dict[Any, list[int]] = {}
+        for index, (_, keys, _) in enumerate(calls):
+            node = client.get_redis_connection(client.get_node_from_key(keys[0]))
+            grouped.setdefault(node, []).append(index)
+        return grouped
+
+    def _pipeline(self, client: Any, calls: Sequence[Call], pending: list[int], results: list[Any]) -> None:
+        for _ in range(2):
+            pipe = client.pipeline(transaction=False)
+            for index in pending:
+                script, keys, args = calls[index]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            missing = []
+            for index, answer in zip(pending, pipe.execute(raise_on_error=False), strict=True):
+                if isinstance(answer, rx.NoScriptError):
+                    missing.append(index)
+                elif isinstance(answer, Exception):
+                    raise answer
+                else:
+                    results[index] = answer
+            if not missing:
+                return
+            for script in {calls[index][0] for index in missing}:
+                client.script_load(script.source)
+            pending = missing
         raise DriverError(f"Redis at {self.server}: scripts keep disappearing (SCRIPT FLUSH in a loop?)")
 
     def blpop(self, keys: Sequence[str], timeout: float) -> bool:

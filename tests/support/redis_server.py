@@ -50,7 +50,9 @@ class PrivateRedis:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)]
         if self.cluster:
-            args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf"]
+            self.bus_port = getattr(self, "bus_port", None) or free_port()  # the default (port + 10000) may not exist
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf",
+                     "--cluster-port", str(self.bus_port)]
         return args
 
     def start(self) -> None:
