@@ -3,6 +3,7 @@ outside the payload, wake-ups, pipelined bulk pushes, NOSCRIPT recovery and clus
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -39,10 +40,8 @@ def make_driver() -> Iterator[DriverFactory]:
     yield factory
     for driver in made:
         driver.close()
-        try:
+        with contextlib.suppress(redis.RedisError):  # a private server the test already stopped
             drop_redis_keys(driver.redis.url, driver.prefix)
-        except redis.RedisError:
-            pass  # a private server the test already stopped
 
 
 def raw(driver: RedisDriver) -> redis.Redis:
