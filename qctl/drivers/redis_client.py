@@ -8,6 +8,7 @@ must not run twice behind the caller's back; the worker's backoff does the retry
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -45,6 +46,20 @@ def reason_of(exc: BaseException) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
+def command(conn: Any, *args: Any) -> Any:
+    """One command on one connection; redis-py disconnects it on any error, so the next send reconnects."""
+    conn.send_command(*args)
+    return conn.read_response()
+
+
+def is_stale(conn: Any) -> bool:
+    """An idle connection with something to read was closed by the server (a restart) or left dirty."""
+    try:
+        return bool(conn.can_read())
+    except (rx.ConnectionError, OSError):  # hiredis reports the server's close as an error
+        return True
+
+
 class RedisClient:
     def __init__(self, url: str, block_for: float | None) -> None:
         self.url = url
@@ -53,6 +68,8 @@ class RedisClient:
         self.cluster = False
         self._client: Any = None
         self._blocking: Any = None
+        self._local = threading.local()
+        self._owned: list[Any] = []
 
     # --- connecting -------------------------------------------------------------------
 
@@ -94,6 +111,10 @@ class RedisClient:
         return self._blocking
 
     def close(self) -> None:
+        for conn in self._owned:
+            conn.disconnect()
+        self._owned.clear()
+        self._local = threading.local()
         for client in (self._client, self._blocking):
             if client is not None:
                 client.close()
@@ -112,12 +133,33 @@ class RedisClient:
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
         with self.errors(script.name):
-            client = self.client()
+            if self.cluster:
+                return self._run_on_cluster(script, keys, args)
+            conn = self._connection()
             try:
-                return client.evalsha(script.sha, len(keys), *keys, *args)
+                return command(conn, "EVALSHA", script.sha, len(keys), *keys, *args)
             except rx.NoScriptError:  # a restarted or flushed server: load it again, nothing ran
-                client.script_load(script.source)
-                return client.evalsha(script.sha, len(keys), *keys, *args)
+                command(conn, "SCRIPT", "LOAD", script.source)
+                return command(conn, "EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def _run_on_cluster(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
+        client = self.client()
+        try:
+            return client.evalsha(script.sha, len(keys), *keys, *args)
+        except rx.NoScriptError:
+            client.script_load(script.source)
+            return client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def _connection(self) -> Any:
+        """This thread's own connection, outside the pool: redis-py's per-command machinery (pool
+        checkout, retry wrapper, metrics) costs more CPU than the round trip itself on the hot path."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.client().connection_pool.make_connection()
+            self._owned.append(conn)
+        elif conn._sock is not None and is_stale(conn):
+            conn.disconnect()  # the next send reconnects
+        return conn
 
     def run_many(self, calls: Sequence[Call]) -> list[Any]:
         """Script calls in one pipeline per server (one round trip); NOSCRIPT answers are sent again once."""

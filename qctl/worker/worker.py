@@ -20,6 +20,7 @@ from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
 from qctl.worker.signals import IdleInterrupted, WorkerFlags, handle_worker_signals, idle
 from qctl.worker.stop import EXIT_CODES, StopReason
+from qctl.worker.timeout import HARD_DEADLINE
 
 log = logging.getLogger("qctl.worker")
 
@@ -87,7 +88,8 @@ class Worker:
             try:
                 if self.options.once:
                     return self.stop(self.run_next_job())
-                return self.stop(self.daemon())
+                with HARD_DEADLINE.between_jobs():
+                    return self.stop(self.daemon())
             finally:
                 self.delete_finished()
                 self.lease.close()
@@ -109,7 +111,7 @@ class Worker:
                     self.jobs_processed += 1
                     self.run_job(job)
                     if self.options.rest > 0:
-                        self.delete_finished()
+                        self.before_waiting()
                         self.clock.sleep(self.options.rest)
                 elif not self.options.stop_when_empty:
                     self.wait_for_work()
@@ -147,6 +149,7 @@ class Worker:
             job = self.reserve()
         except DriverError as exc:
             self.note_store_failure(exc)
+            HARD_DEADLINE.disarm()
             with idle(self.flags):
                 self.clock.sleep(self.backoff.next_delay())
             return None
@@ -162,6 +165,11 @@ class Worker:
         job = self.pop_after(self.finished, self.queues)
         self.finished = None
         return job
+
+    def before_waiting(self) -> None:
+        """Nothing runs while the worker waits: no job's watchdog may fire, no finished job may linger."""
+        HARD_DEADLINE.disarm()
+        self.delete_finished()
 
     def delete_finished(self) -> None:
         """The loop is about to wait or stop: delete the finished job now rather than with the next reserve."""
@@ -194,12 +202,13 @@ class Worker:
     def wait_for_work(self) -> None:
         """Idle: block on the store's wake-up signal when the driver can, else sleep --sleep seconds."""
         wait_for_job = getattr(self.driver, "wait_for_job", None)
+        self.before_waiting()
         with idle(self.flags):
             if wait_for_job is None or not wait_for_job(self.queues):
                 self.clock.sleep(self.options.sleep)
 
     def wait(self, seconds: float) -> None:
-        self.delete_finished()
+        self.before_waiting()
         with idle(self.flags):
             self.clock.sleep(seconds)
 
