@@ -3,16 +3,17 @@ wake-ups from a blocking pop, SIGTERM while blocked (E-04 small, P-01, C-04, C-0
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from pathlib import Path
 
 import pytest
-from qctl_testjobs import Ok, SleepThenBoom
+from qctl_testjobs import Fidelity, Ok, Sleep, SleepThenBoom
 
 from tests.integration.redis_helpers import dispatch_all, key, phases, raw_client
-from tests.support.processes import spawn_qctl, wait_for
+from tests.support.processes import read_ledger, spawn_qctl, wait_for
 from tests.support.services import REDIS_URL
 
 pytestmark = pytest.mark.slow
@@ -130,3 +131,64 @@ def test_sigterm_stops_a_blocked_worker_at_once(setup_factory, tmp_path: Path) -
     assert worker.wait(timeout=30) == 0
     assert time.monotonic() - started < 5 + 2
     assert "Traceback" not in worker.stderr()
+
+
+def test_sigterm_mid_job_finishes_and_deletes_it(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """C-05: the finished job's delete, normally folded into the next reserve, happens on the way out."""
+    setup = setup_factory("redis", connection_options="block_for = 1")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    [slow, waiting] = dispatch_all(runtime, [Sleep(2, str(ledger)), Ok(1, str(ledger))])
+    worker = spawn_qctl(["work", "--sleep", "0.2"], setup.directory)
+    wait_for(lambda: phases(ledger, "start")[slow] == 1, 30, message="the slow job starting")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert phases(ledger, "end")[slow] == 1 and phases(ledger, "start")[waiting] == 0
+    client = raw_client(REDIS_URL)
+    assert client.zcard(key(setup, suffix=":reserved")) == 0  # not left to run again after retry_after
+    assert runtime.connections.get().size("default") == 1
+
+
+def test_long_job_keeps_its_lease_and_a_killed_workers_job_comes_back(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """retry_after = 2: a 5 s job under a live worker runs once; the job of a worker killed with -9
+    is run by the other worker after its lease expires (C-01 in small)."""
+    setup = setup_factory("redis", retry_after=2, connection_options="block_for = 1")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    args = ["work", "--sleep", "0.2", "--tries", "3", "--timeout", "0"]
+    a = spawn_qctl(args, setup.directory, name="a")
+    b = spawn_qctl(args, setup.directory, name="b")
+    try:
+        [long] = dispatch_all(runtime, [Sleep(5, str(ledger))])
+        wait_for(lambda: phases(ledger, "end")[long] == 1, 60, message="the long job")
+        assert phases(ledger, "start")[long] == 1  # renewed, never handed out twice
+        [doomed] = dispatch_all(runtime, [Sleep(3, str(ledger))])
+        wait_for(lambda: phases(ledger, "start")[doomed] == 1, 30, message="the second job starting")
+        runner = a if any(line[3] == str(a.pid) for line in read_ledger(ledger) if line[1] == doomed) else b
+        runner.kill()
+        wait_for(lambda: phases(ledger, "end")[doomed] == 1, 60, message="the killed worker's job coming back")
+        attempts = [line[2] for line in read_ledger(ledger) if line[1] == doomed and line[0] == "start"]
+        assert attempts == ["1", "2"]
+    finally:
+        for worker in (a, b):
+            if worker.alive():
+                worker.signal(signal.SIGTERM)
+                assert worker.wait(timeout=30) == 0
+
+
+def test_payload_values_survive_releases(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """P-13 on Redis: arguments equal the originals, types included, after three releases."""
+    values = {"empty": [], "obj": {}, "big": 2**63 + 1, "f": 0.1, "path": "a/b", "u": "žluť 🐍",
+              "raw": b"\x00\xff", "t": (1, 2), "s": {3}}
+    setup = setup_factory("redis", connection_options="block_for = 1")
+    out = tmp_path / "fidelity.json"
+    dispatch_all(runtime_factory(setup), [Fidelity(values, str(out), releases=3)])
+    worker = spawn_qctl(["work", "--sleep", "0.2", "--tries", "5"], setup.directory)
+    try:
+        wait_for(out.exists, 60, message="the fourth attempt")
+        time.sleep(0.2)
+        result = json.loads(out.read_text(encoding="utf-8"))
+        assert result == {"repr": repr(values), "attempts": 4}
+    finally:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
