@@ -44,10 +44,9 @@ def huey_enqueue(n: int) -> float:
 
 
 def rq_enqueue(n: int) -> float:
-    from rq import Queue
-
     from benchjobs import client
     from benchjobs.rq_jobs import incr
+    from rq import Queue
 
     queue = Queue(connection=client())
     return timed(n - 1, lambda: queue.enqueue(incr))
@@ -67,7 +66,6 @@ def celery_enqueue(n: int) -> float:
 
 def arq_enqueue(n: int) -> float:
     from arq import create_pool
-
     from benchjobs.arq_jobs import REDIS
 
     async def run() -> float:
