@@ -44,10 +44,10 @@ driver = "null"
 """
 
 
-def worker_command(system: str, url: str) -> list[str]:
+def worker_command(system: str, url: str, qctl_args: list[str]) -> list[str]:
     py = sys.executable
     return {
-        "qctl": [py, "-m", "qctl", "work", "redis", "--sleep", "1"],
+        "qctl": [py, "-m", "qctl", "work", "redis", "--sleep", "1", *qctl_args],
         "huey": [py, "-m", "huey.bin.huey_consumer", "benchjobs.huey_jobs.huey", "-w", "1", "-k", "thread"],
         "rq": [str(BIN / "rq"), "worker", "--url", url, "-w", "rq.worker.SimpleWorker", "-q"],
         "dramatiq": [str(BIN / "dramatiq"), "benchjobs.dramatiq_jobs", "--processes", "1"],
@@ -58,8 +58,9 @@ def worker_command(system: str, url: str) -> list[str]:
 
 
 class Bench:
-    def __init__(self, jobs: int, workdir: Path) -> None:
+    def __init__(self, jobs: int, workdir: Path, qctl_args: list[str]) -> None:
         self.jobs = jobs
+        self.qctl_args = qctl_args
         self.workdir = workdir
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -99,7 +100,7 @@ class Bench:
 
     def start_worker(self, system: str) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{system}-worker.log").open("ab")
-        return subprocess.Popen(worker_command(system, self.url), cwd=self.workdir, env=self.env,
+        return subprocess.Popen(worker_command(system, self.url, self.qctl_args), cwd=self.workdir, env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def drain_rate(self, system: str) -> float:
@@ -187,12 +188,13 @@ def main() -> None:
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--only", default="", help="comma-separated systems (default: all)")
     parser.add_argument("--out", type=Path, help="write the full results as JSON here")
+    parser.add_argument("--qctl-args", default="", help="extra `qctl work` options, e.g. '--memory 0'")
     args = parser.parse_args()
     order = ["floor", "qctl", *PEERS]
     if args.only:
         order = [s for s in order if s in args.only.split(",") or s == "floor"]
     with tempfile.TemporaryDirectory(prefix="qctl-bench-") as tmp:
-        bench = Bench(args.jobs, Path(tmp))
+        bench = Bench(args.jobs, Path(tmp), args.qctl_args.split())
         rounds: list[dict[str, dict[str, float]]] = []
         try:
             for number in range(args.rounds):
@@ -208,6 +210,7 @@ def main() -> None:
         print(json.dumps(rounds, indent=2))
         return
     summary = report(rounds)
+    summary["load_average"] = os.getloadavg()
     print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")

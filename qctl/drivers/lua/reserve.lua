@@ -14,7 +14,8 @@
 -- ARGV[3]   the finished job's reservation token, '' when there is none
 -- ARGV[4]   the finished job's payload
 -- Returns {queue number (1-based), payload, attempts, reclaimed (0/1)}
---      or {0, seconds until the next delayed job is due or lease expires ('' = nothing pending)}.
+--      or {0, seconds until the next delayed job is due or lease expires ('' = nothing pending)},
+--      having then dropped the queues' wake-up tokens (no job is behind them).
 local TOKENED = '^' .. string.rep('%x', 16) .. ':'
 local MIGRATE_LIMIT = 100
 
@@ -105,6 +106,8 @@ for q = 0, queues - 1 do
   if retry_after then
     note_head(KEYS[k + 2])
   end
+  -- nothing is ready, so no token has a job behind it (delayed pushes leave some)
+  redis.call('DEL', KEYS[k + 3])
 end
 if next_due == nil then
   return {0, ''}
