@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -69,7 +70,7 @@ class RedisClient:
         self._client: Any = None
         self._blocking: Any = None
         self._local = threading.local()
-        self._owned: list[Any] = []
+        self._owned: weakref.WeakSet[Any] = weakref.WeakSet()  # a thread's connection closes when the thread ends
 
     # --- connecting -------------------------------------------------------------------
 
@@ -111,9 +112,9 @@ class RedisClient:
         return self._blocking
 
     def close(self) -> None:
-        for conn in self._owned:
+        for conn in list(self._owned):
             conn.disconnect()
-        self._owned.clear()
+        self._owned = weakref.WeakSet()
         self._local = threading.local()
         for client in (self._client, self._blocking):
             if client is not None:
@@ -156,7 +157,7 @@ class RedisClient:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self.client().connection_pool.make_connection()
-            self._owned.append(conn)
+            self._owned.add(conn)
         elif conn._sock is not None and is_stale(conn):
             conn.disconnect()  # the next send reconnects
         return conn
