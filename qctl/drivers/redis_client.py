@@ -7,6 +7,7 @@ must not run twice behind the caller's back; the worker's backoff does the retry
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import weakref
@@ -70,6 +71,7 @@ class RedisClient:
         self._client: Any = None
         self._blocking: Any = None
         self._local = threading.local()
+        self._pid = os.getpid()
         self._owned: weakref.WeakSet[Any] = weakref.WeakSet()  # a thread's connection closes when the thread ends
 
     # --- connecting -------------------------------------------------------------------
@@ -154,6 +156,8 @@ class RedisClient:
     def _connection(self) -> Any:
         """This thread's own connection, outside the pool: redis-py's per-command machinery (pool
         checkout, retry wrapper, metrics) costs more CPU than the round trip itself on the hot path."""
+        if self._pid != os.getpid():  # a forked child must not talk on its parent's sockets
+            self._pid, self._local, self._owned = os.getpid(), threading.local(), weakref.WeakSet()
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self.client().connection_pool.make_connection()
