@@ -29,7 +29,7 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-PEERS = ("huey", "rq", "dramatiq", "celery", "arq")
+PEERS = ("huey", "rq", "dramatiq", "celery", "arq")  # each without per-job logging, as qctl without -v
 AT_LEAST_ONCE_PEERS = ("dramatiq", "celery", "arq")  # keep a job until it is done (Huey and RQ do not re-run it)
 QCTL_TOML = """default = "redis"
 app = ["benchjobs"]
@@ -48,12 +48,15 @@ def worker_command(system: str, url: str, qctl_args: list[str]) -> list[str]:
     py = sys.executable
     return {
         "qctl": [py, "-m", "qctl", "work", "redis", "--sleep", "1", *qctl_args],
-        "huey": [py, "-m", "huey.bin.huey_consumer", "benchjobs.huey_jobs.huey", "-w", "1", "-k", "thread"],
-        "rq": [str(BIN / "rq"), "worker", "--url", url, "-w", "rq.worker.SimpleWorker", "-q"],
+        "huey": [py, "-m", "huey.bin.huey_consumer", "benchjobs.huey_jobs.huey", "-w", "1", "-k", "thread", "-q"],
+        "rq": [str(BIN / "rq"), "worker", "--url", url, "-w", "rq.worker.SimpleWorker", "-q",
+               "--logging_level", "WARNING"],
         "dramatiq": [str(BIN / "dramatiq"), "benchjobs.dramatiq_jobs", "--processes", "1"],
         "celery": [str(BIN / "celery"), "-A", "benchjobs.celery_jobs", "worker", "--pool=solo", "-l", "warning",
                    "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        "arq": [str(BIN / "arq"), "benchjobs.arq_jobs.WorkerSettings"],
+        # arq's CLI logs every job at INFO; run_worker without it logs warnings only, like the others here
+        "arq": [py, "-c", "from arq.worker import run_worker; from benchjobs.arq_jobs import WorkerSettings; "
+                "run_worker(WorkerSettings)"],
     }[system]
 
 
@@ -151,7 +154,7 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> 
 def stop(worker: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=15)
+        worker.wait(timeout=5)
     except subprocess.TimeoutExpired:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=15)
