@@ -159,10 +159,10 @@ class RedisDriver:
             if self._next_due < MIN_BLOCK_SECONDS:
                 return True
             timeout = self._next_due if timeout == 0 else min(timeout, self._next_due)
-        groups = self._groups(queues)
         try:
             # a cluster can only block on keys of one slot: the highest-priority group's
-            self.redis.blpop([keys.notify for keys in groups[0]], max(timeout, MIN_BLOCK_SECONDS) if timeout else 0)
+            first = self._groups(queues)[0]
+            self.redis.blpop([keys.notify for keys in first], max(timeout, MIN_BLOCK_SECONDS) if timeout else 0)
         except DriverError:
             return False  # the worker sleeps, then its next pop reports the outage and backs off
         return True
