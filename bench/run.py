@@ -163,25 +163,29 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 
 
 def report(rounds: list[dict[str, dict[str, float]]]) -> dict[str, object]:
-    def median(system: str, metric: str) -> float:
-        return statistics.median(r[system][metric] for r in rounds)
-
-    systems = ["qctl", *PEERS]
-    table = {s: {m: median(s, m) for m in ("enqueue_per_s", "drain_per_s")} for s in systems}
-    round_trip = median("floor", "round_trip_us")
-    fastest_alo = max(table[p]["drain_per_s"] for p in AT_LEAST_ONCE_PEERS)
+    """Medians of the rounds, and the target ratios for whichever systems ran."""
+    systems = [s for s in ("qctl", *PEERS) if s in rounds[0]]
+    table = {s: {m: statistics.median(r[s][m] for r in rounds) for m in ("enqueue_per_s", "drain_per_s")}
+             for s in systems}
+    round_trip = statistics.median(r["floor"]["round_trip_us"] for r in rounds)
+    summary: dict[str, object] = {"medians": table, "round_trip_us": round_trip, "rounds": rounds}
+    if "qctl" not in table:
+        return summary
     qctl = table["qctl"]
-    ratios = {
-        "qctl_drain_vs_huey": qctl["drain_per_s"] / table["huey"]["drain_per_s"],
-        "qctl_drain_vs_fastest_at_least_once_peer": qctl["drain_per_s"] / fastest_alo,
-        "qctl_us_per_job": 1e6 / qctl["drain_per_s"],
-        "qctl_job_in_round_trips": 1e6 / qctl["drain_per_s"] / round_trip,
-        "qctl_enqueue_vs_huey": qctl["enqueue_per_s"] / table["huey"]["enqueue_per_s"],
-        "qctl_enqueue_vs_best_other_peer": qctl["enqueue_per_s"] / max(
-            table[p]["enqueue_per_s"] for p in PEERS if p != "huey"),
-    }
-    latency = {m: statistics.median(r["latency"][m] for r in rounds) for m in ("p50_ms", "p99_ms")}
-    return {"medians": table, "round_trip_us": round_trip, "ratios": ratios, "latency": latency, "rounds": rounds}
+    ratios = {"qctl_us_per_job": 1e6 / qctl["drain_per_s"],
+              "qctl_job_in_round_trips": 1e6 / qctl["drain_per_s"] / round_trip}
+    if "huey" in table:
+        ratios["qctl_drain_vs_huey"] = qctl["drain_per_s"] / table["huey"]["drain_per_s"]
+        ratios["qctl_enqueue_vs_huey"] = qctl["enqueue_per_s"] / table["huey"]["enqueue_per_s"]
+    at_least_once = [table[p]["drain_per_s"] for p in AT_LEAST_ONCE_PEERS if p in table]
+    if at_least_once:
+        ratios["qctl_drain_vs_fastest_at_least_once_peer"] = qctl["drain_per_s"] / max(at_least_once)
+    others = [table[p]["enqueue_per_s"] for p in PEERS if p in table and p != "huey"]
+    if others:
+        ratios["qctl_enqueue_vs_best_other_peer"] = qctl["enqueue_per_s"] / max(others)
+    summary["ratios"] = ratios
+    summary["latency"] = {m: statistics.median(r["latency"][m] for r in rounds) for m in ("p50_ms", "p99_ms")}
+    return summary
 
 
 def main() -> None:
@@ -209,9 +213,6 @@ def main() -> None:
                 rounds.append(results)
         finally:
             bench.close()
-    if args.only:
-        print(json.dumps(rounds, indent=2))
-        return
     summary = report(rounds)
     summary["load_average"] = os.getloadavg()
     print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))

@@ -88,3 +88,26 @@ def test_dispatch_while_redis_is_down_raises_a_clear_error(setup_factory, runtim
     private_redis.start()
     runtime.dispatcher.dispatch(Ok(2))
     assert runtime.connections.get().size("default") == 1
+
+
+def test_connection_resets_mid_drain_lose_no_job(setup_factory, runtime_factory, private_redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """CLIENT KILL drops every worker connection (the reserve, lease and blocking ones) a few times."""
+    private_redis.start()
+    setup = setup_factory("redis", redis_url=private_redis.url, retry_after=3, connection_options="block_for = 1")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    ids = dispatch_all(runtime, [Ok(n, str(ledger)) for n in range(600)])
+    worker = spawn_qctl(["work", "--sleep", "0.2", "--tries", "3", "--timeout", "0"], setup.directory)
+    admin = private_redis.client()
+    try:
+        for done in (100, 250, 400):
+            wait_for(lambda done=done: len(phases(ledger, "end")) >= done, 120, message=f"{done} jobs done")
+            admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        wait_for(lambda: set(phases(ledger, "end")) >= set(ids), 120, message="every job done")
+        wait_for(lambda: runtime.connections.get().size("default") == 0, 60, message="an empty queue")
+        assert worker.alive() and runtime.failed_store.count() == 0
+        assert sum(phases(ledger, "end").values()) - len(ids) <= 3  # at most the job in flight at each reset
+        assert "Traceback" not in worker.stderr()
+    finally:
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from qctl_testjobs import Fidelity, Ok, Sleep, SleepThenBoom
+from qctl_testjobs import Fidelity, Ok, Sleep, SleepThenBoom, StuckInC
 
 from tests.integration.redis_helpers import dispatch_all, key, phases, raw_client
 from tests.support.processes import read_ledger, spawn_qctl, wait_for
@@ -192,3 +192,19 @@ def test_payload_values_survive_releases(setup_factory, runtime_factory, tmp_pat
     finally:
         worker.signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
+
+
+def test_hard_timeout_between_back_to_back_jobs(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The watchdog left armed between jobs never fires on an idle worker, and still stops a job stuck in C."""
+    setup = setup_factory("redis", connection_options="block_for = 1")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    ids = dispatch_all(runtime, [Ok(n, str(ledger)) for n in range(20)])
+    worker = spawn_qctl(["work", "--sleep", "0.2", "--timeout", "1"], setup.directory)
+    wait_for(lambda: set(phases(ledger, "end")) >= set(ids), 60, message="the quick jobs")
+    time.sleep(1 + 2 + 1 + 3)  # past timeout + grace + re-arm slack: an armed watchdog would have fired
+    assert worker.alive(), worker.stderr()
+    [stuck] = dispatch_all(runtime, [StuckInC(10**11, str(ledger))])
+    wait_for(lambda: phases(ledger, "start")[stuck] == 1, 30, message="the stuck job starting")
+    assert worker.wait(timeout=30) != 0
+    assert "Thread" in worker.stderr()  # faulthandler's stack dump: the hard layer stopped it
