@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import redis
 
 HERE = Path(__file__).resolve().parent
@@ -106,16 +107,34 @@ class Bench:
         return subprocess.Popen(worker_command(system, self.url, self.qctl_args), cwd=self.workdir, env=self.env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def drain_rate(self, system: str) -> float:
-        """N jobs already queued; one worker; from the first INCR to the N-th."""
+    def drain(self, system: str) -> dict[str, float]:
+        """N jobs already queued; one worker; from the first INCR to the N-th. CPU time per job of the
+        worker (its process tree) and of redis-server too: unlike the rate, it barely moves with the
+        machine's load."""
         worker = self.start_worker(system)
         try:
             wait_until(lambda: self.counter() >= 1, 120, f"{system}'s first job", interval=0.001)
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), self.cpu_seconds(worker.pid)
             wait_until(lambda: self.counter() >= self.jobs, 600, f"{system} draining", interval=0.005)
-            return (self.jobs - 1) / (time.perf_counter() - started)
+            elapsed, cpu_after = time.perf_counter() - started, self.cpu_seconds(worker.pid)
+            jobs = self.jobs - 1
+            return {
+                "drain_per_s": jobs / elapsed,
+                "worker_cpu_us_per_job": (cpu_after[0] - cpu_before[0]) / jobs * 1e6,
+                "redis_cpu_us_per_job": (cpu_after[1] - cpu_before[1]) / jobs * 1e6,
+            }
         finally:
             stop(worker)
+
+    def cpu_seconds(self, worker_pid: int) -> tuple[float, float]:
+        """(user + system seconds of the worker and its children, of the bench redis-server)."""
+        def used(process: psutil.Process) -> float:
+            times = process.cpu_times()
+            return float(times.user + times.system)
+
+        root = psutil.Process(worker_pid)
+        tree = sum(used(p) for p in [root, *root.children(recursive=True)])
+        return tree, used(psutil.Process(self.server.pid))
 
     def counter(self) -> int:
         return int(self.redis.get("bench:counter") or 0)
@@ -126,7 +145,7 @@ class Bench:
             result = self.run_python(str(HERE / "enqueue.py"), "floor", str(self.jobs))
             return {"round_trip_us": result["seconds"] / result["calls"] * 1e6}
         enqueue = self.enqueue_rate(system)
-        return {"enqueue_per_s": enqueue, "drain_per_s": self.drain_rate(system)}
+        return {"enqueue_per_s": enqueue, **self.drain(system)}
 
     def latency(self, samples: int) -> dict[str, float]:
         self.redis.flushall()
@@ -165,8 +184,8 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 def report(rounds: list[dict[str, dict[str, float]]]) -> dict[str, object]:
     """Medians of the rounds, and the target ratios for whichever systems ran."""
     systems = [s for s in ("qctl", *PEERS) if s in rounds[0]]
-    table = {s: {m: statistics.median(r[s][m] for r in rounds) for m in ("enqueue_per_s", "drain_per_s")}
-             for s in systems}
+    metrics = ("enqueue_per_s", "drain_per_s", "worker_cpu_us_per_job", "redis_cpu_us_per_job")
+    table = {s: {m: statistics.median(r[s][m] for r in rounds) for m in metrics} for s in systems}
     round_trip = statistics.median(r["floor"]["round_trip_us"] for r in rounds)
     summary: dict[str, object] = {"medians": table, "round_trip_us": round_trip, "rounds": rounds}
     if "qctl" not in table:
