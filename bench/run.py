@@ -98,9 +98,10 @@ class Bench:
             raise SystemExit(f"{args}: {done.stderr.strip()[-2000:]}")
         return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
-    def enqueue_rate(self, system: str) -> float:
+    def enqueue(self, system: str) -> dict[str, float]:
         result = self.run_python(str(HERE / "enqueue.py"), system, str(self.jobs))
-        return result["calls"] / result["seconds"]
+        return {"enqueue_per_s": result["calls"] / result["seconds"],
+                "enqueue_cpu_us": result["cpu_seconds"] / result["calls"] * 1e6}
 
     def start_worker(self, system: str) -> subprocess.Popen[bytes]:
         log = (self.workdir / f"{system}-worker.log").open("ab")
@@ -144,8 +145,7 @@ class Bench:
         if system == "floor":
             result = self.run_python(str(HERE / "enqueue.py"), "floor", str(self.jobs))
             return {"round_trip_us": result["seconds"] / result["calls"] * 1e6}
-        enqueue = self.enqueue_rate(system)
-        return {"enqueue_per_s": enqueue, **self.drain(system)}
+        return {**self.enqueue(system), **self.drain(system)}
 
     def latency(self, samples: int) -> dict[str, float]:
         self.redis.flushall()
@@ -184,7 +184,7 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 def report(rounds: list[dict[str, dict[str, float]]]) -> dict[str, object]:
     """Medians of the rounds, and the target ratios for whichever systems ran."""
     systems = [s for s in ("qctl", *PEERS) if s in rounds[0]]
-    metrics = ("enqueue_per_s", "drain_per_s", "worker_cpu_us_per_job", "redis_cpu_us_per_job")
+    metrics = ("enqueue_per_s", "enqueue_cpu_us", "drain_per_s", "worker_cpu_us_per_job", "redis_cpu_us_per_job")
     table = {s: {m: statistics.median(r[s][m] for r in rounds) for m in metrics} for s in systems}
     round_trip = statistics.median(r["floor"]["round_trip_us"] for r in rounds)
     summary: dict[str, object] = {"medians": table, "round_trip_us": round_trip, "rounds": rounds}
