@@ -21,6 +21,11 @@ from redis import exceptions as rx
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+try:
+    from hiredis import pack_command
+except ImportError:  # redis-py without its hiredis extra
+    pack_command = None  # type: ignore[assignment]
+
 from qctl.drivers.scripts import Script
 from qctl.errors import DriverError
 
@@ -49,8 +54,14 @@ def reason_of(exc: BaseException) -> str:
 
 
 def command(conn: Any, *args: Any) -> Any:
-    """One command on one connection; redis-py disconnects it on any error, so the next send reconnects."""
-    conn.send_command(*args)
+    """One command on one connection; redis-py disconnects it on any error, so the next send reconnects.
+
+    Packed by hiredis directly: redis-py's packer first copies and type-checks every argument.
+    """
+    if pack_command is None:
+        conn.send_command(*args)
+    else:
+        conn.send_packed_command((pack_command(args),), check_health=False)
     return conn.read_response()
 
 
