@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from qctl import events
@@ -39,7 +39,14 @@ def dispatch_unless(condition: Any, job: Job | Callable[..., Any], *args: Any, *
 
 
 class Queue:
-    """Laravel's Queue facade: register listeners for the worker's job events."""
+    """Laravel's Queue facade: register listeners for the worker's job events, push jobs in bulk."""
+
+    @staticmethod
+    def bulk(jobs: Iterable[Job]) -> list[str]:
+        """Dispatch many jobs at once (one pipelined round trip per chunk on Redis); returns their ids."""
+        from qctl.runtime import current
+
+        return current().dispatcher.bulk(jobs)
 
     @staticmethod
     def before(listener: Callable[[events.JobProcessing], Any]) -> Callable[[events.JobProcessing], Any]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from qctl.bus.payloads import build_envelope, delay_seconds
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.config import Config
 from qctl.connections import ConnectionManager
+from qctl.drivers.base import Driver
 from qctl.errors import SerializationError
 from qctl.jobs.job import Job
 from qctl.jobs.resolve import module_is_within
@@ -15,6 +17,17 @@ from qctl.payload.envelope import Envelope
 from qctl.payload.signing import Signer
 
 RunInProcess = Callable[[str, str, bytes], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A job ready to push: where to, and the payload bytes that will travel unchanged."""
+
+    driver: Driver
+    queue: str
+    payload: str
+    delay: float
+    uuid: str
 
 
 class Dispatcher:
@@ -34,6 +47,25 @@ class Dispatcher:
 
     def dispatch(self, job: Job) -> str:
         """Push the job on its connection and queue; returns its id (the payload uuid)."""
+        ready = self.prepare(job)
+        ready.driver.push(ready.payload, ready.queue, ready.delay)
+        return ready.uuid
+
+    def bulk(self, jobs: Iterable[Job]) -> list[str]:
+        """Push many jobs with one `driver.bulk` per connection (a pipeline per chunk on Redis); returns their ids.
+
+        Every payload is built and checked before anything is pushed, so a bad job pushes nothing.
+        """
+        prepared = [self.prepare(job) for job in jobs]
+        by_connection: dict[str, list[Prepared]] = {}
+        for ready in prepared:
+            by_connection.setdefault(ready.driver.connection_name, []).append(ready)
+        for group in by_connection.values():
+            group[0].driver.bulk([(ready.payload, ready.queue, ready.delay) for ready in group])
+        return [ready.uuid for ready in prepared]
+
+    def prepare(self, job: Job) -> Prepared:
+        """Choose the connection, queue and delay, and build the (signed) payload."""
         name = job._qctl_connection or job.connection or self.config.default
         is_sync = self.config.connection(name).driver == "sync"
         driver = self.connections.get(name)
@@ -41,8 +73,8 @@ class Dispatcher:
         envelope = build_envelope(job, self.signer, allow_main=is_sync)
         if not is_sync:
             self.check_workers_may_run(envelope)
-        driver.push(envelope.to_json(self.signer), queue, delay_seconds(job._qctl_delay, self.clock.time()))
-        return envelope.uuid
+        delay = delay_seconds(job._qctl_delay, self.clock.time())
+        return Prepared(driver, queue, envelope.to_json(self.signer), delay, envelope.uuid)
 
     def dispatch_sync(self, job: Job) -> None:
         """Run the job in this process through the worker's path; its exception propagates."""

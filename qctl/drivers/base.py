@@ -59,6 +59,18 @@ class Driver(Protocol):
         """Release connections."""
 
 
+class FoldingDriver(Driver, Protocol):
+    """Optional: a driver that deletes a finished job in the same round trip that reserves the next one."""
+
+    def pop_after(self, finished: ReservedJob | None, queues: Sequence[str]) -> ReservedJob | None:
+        """Delete `finished` (fenced, exactly as its delete() would), then reserve as pop() does.
+
+        The worker calls it only with a job that ran to its end and only right after that job,
+        so at every instant a job is either still reserved (and comes back if the worker dies)
+        or deleted: at worst run twice, never lost.
+        """
+
+
 class BlockingDriver(Driver, Protocol):
     """A driver that can wait for a job to arrive instead of the worker polling (Redis `block_for`)."""
 

@@ -147,8 +147,12 @@ class JobRunner:
         self.rules = rules or FailureRules(options, clock)
         self.timeout_guard = timeout_guard
 
-    def process(self, reserved: ReservedJob) -> RunningJob:
-        """Run one reserved job to a settled state (deleted, released or failed)."""
+    def process(self, reserved: ReservedJob, defer_delete: bool = False) -> RunningJob:
+        """Run one reserved job to a settled state (deleted, released or failed).
+
+        With `defer_delete`, a job that ran to its end is left reserved (not settled) for the
+        caller to delete: a worker folds that into its next reserve when the driver can.
+        """
         running = RunningJob(reserved, self)
         if not self.is_runnable(running):
             return running
@@ -167,7 +171,8 @@ class JobRunner:
                 return running
             if not running.is_settled():
                 crash_point("after_handle_before_ack")
-                running.delete()
+                if not defer_delete:
+                    running.delete()
             self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
         return running
 

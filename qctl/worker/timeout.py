@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
@@ -44,6 +45,7 @@ TimeoutGuard = Callable[[float | None, Callable[[], None]], AbstractContextManag
 def job_timeout(seconds: float | None, on_timeout: Callable[[], None], grace: float = GRACE_SECONDS) -> Iterator[None]:
     """Run the body with a deadline; `on_timeout` runs (best effort) before the process exits."""
     if not seconds or seconds <= 0:
+        HARD_DEADLINE.disarm()  # a watchdog lingering from the previous job must not cut this one off
         yield
         return
 
@@ -60,12 +62,12 @@ def job_timeout(seconds: float | None, on_timeout: Callable[[], None], grace: fl
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)
-    faulthandler.dump_traceback_later(seconds + grace, exit=True)
+    HARD_DEADLINE.cover(seconds + grace)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        faulthandler.cancel_dump_traceback_later()
+        HARD_DEADLINE.release()
         signal.signal(signal.SIGALRM, previous)
 
 
@@ -73,3 +75,48 @@ def job_timeout(seconds: float | None, on_timeout: Callable[[], None], grace: fl
 def no_timeout(seconds: float | None, on_timeout: Callable[[], None]) -> Iterator[None]:
     """For jobs run inside the caller's process (sync driver, dispatch_sync): never end that process."""
     yield
+
+
+class HardDeadline:
+    """faulthandler's watchdog, which may stay armed between back-to-back jobs of a worker.
+
+    Arming or cancelling it starts or joins a C thread: more time than a Redis round trip.
+    Inside `between_jobs()` (the worker's loop) a finished job leaves it armed; the next job
+    re-arms it only when the deadline set does not fit (at most REARM_SLACK late), and the
+    worker calls `disarm()` before it waits. Everywhere else each job arms and cancels it.
+    """
+
+    def __init__(self) -> None:
+        self.until: float | None = None
+        self.lingering = False
+
+    def cover(self, seconds: float) -> None:
+        due = time.monotonic() + seconds
+        if self.until is not None and due <= self.until <= due + REARM_SLACK:
+            return
+        slack = REARM_SLACK if self.lingering else 0.0
+        faulthandler.dump_traceback_later(seconds + slack, exit=True)
+        self.until = due + slack
+
+    def release(self) -> None:
+        if not self.lingering:
+            self.disarm()
+
+    def disarm(self) -> None:
+        if self.until is not None:
+            faulthandler.cancel_dump_traceback_later()
+            self.until = None
+
+    @contextmanager
+    def between_jobs(self) -> Iterator[None]:
+        self.lingering = True
+        try:
+            yield
+        finally:
+            self.lingering = False
+            self.disarm()
+
+
+REARM_SLACK = 1.0
+"""How much later than `timeout + grace` a lingering watchdog may fire (it is re-armed once a second at most)."""
+HARD_DEADLINE = HardDeadline()

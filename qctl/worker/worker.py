@@ -10,7 +10,7 @@ the loop keeps its pace at thousands of jobs a second.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,11 +25,13 @@ from qctl.worker.runner import JobRunner
 from qctl.worker.signals import IdleInterrupted, WorkerFlags, handle_worker_signals, idle
 from qctl.worker.stop import EXIT_CODES, StopReason
 from qctl.worker.throttle import Throttle
+from qctl.worker.timeout import HARD_DEADLINE
 
 log = logging.getLogger("qctl.worker")
 
 BACKOFF_CAP_SECONDS = 30.0
 MEMORY_CHECK_SECONDS = 1.0
+PopAfter = Callable[[ReservedJob | None, Sequence[str]], ReservedJob | None]
 
 
 class WorkerControls(Protocol):
@@ -86,6 +88,9 @@ class Worker:
         self.current_since: float | None = None
         self.held_back: str | None = None
         self.memory_check = Throttle(MEMORY_CHECK_SECONDS, self.clock)
+        # A job that ran to its end, deleted by the next reserve when the driver can fold the two.
+        self.finished: ReservedJob | None = None
+        self.pop_after: PopAfter | None = getattr(self.driver, "pop_after", None)
 
     def run(self) -> int:
         """Process jobs until a stop condition holds; returns the process exit status."""
@@ -93,8 +98,10 @@ class Worker:
             try:
                 if self.options.once:
                     return self.stop(self.run_next_job())
-                return self.stop(self.daemon())
+                with HARD_DEADLINE.between_jobs():
+                    return self.stop(self.daemon())
             finally:
+                self.delete_finished()
                 self.lease.close()
 
     def daemon(self) -> StopReason:
@@ -114,6 +121,7 @@ class Worker:
                     self.jobs_processed += 1
                     self.run_job(job)
                     if self.options.rest > 0:
+                        self.before_waiting()
                         self.clock.sleep(self.options.rest)
                 elif not self.options.stop_when_empty:
                     self.wait_for_work()
@@ -155,9 +163,10 @@ class Worker:
 
     def next_job(self) -> ReservedJob | None:
         try:
-            job = self.driver.pop(self.queues)
+            job = self.reserve()
         except DriverError as exc:
             self.note_store_failure(exc)
+            HARD_DEADLINE.disarm()
             with idle(self.flags):
                 self.clock.sleep(self.backoff.next_delay())
             return None
@@ -166,6 +175,27 @@ class Worker:
             self.notice(f"connection back after {down_for:.0f}s")
             self.backoff.failures = 0
         return job
+
+    def reserve(self) -> ReservedJob | None:
+        if self.finished is None or self.pop_after is None:
+            return self.driver.pop(self.queues)
+        job = self.pop_after(self.finished, self.queues)
+        self.finished = None
+        return job
+
+    def before_waiting(self) -> None:
+        """Nothing runs while the worker waits: no job's watchdog may fire, no finished job may linger."""
+        HARD_DEADLINE.disarm()
+        self.delete_finished()
+
+    def delete_finished(self) -> None:
+        """The loop is about to wait or stop: delete the finished job now rather than with the next reserve."""
+        job, self.finished = self.finished, None
+        if job is not None:
+            try:
+                job.delete()
+            except DriverError as exc:
+                self.notice(f"{exc}; finished job {job.key} may run again after retry_after")
 
     def note_store_failure(self, exc: DriverError) -> None:
         if self.backoff.failures == 0:
@@ -177,7 +207,9 @@ class Worker:
         self.current, self.current_since = job, self.clock.time()
         try:
             with self.lease.keep(job):
-                self.runner.process(job)
+                running = self.runner.process(job, defer_delete=self.pop_after is not None)
+            if not running.is_settled():
+                self.finished = job
         except DriverError as exc:
             # The job stays reserved and comes back after retry_after: at least once, never lost.
             self.notice(f"{exc}; job {job.key} will be retried after retry_after")
@@ -187,11 +219,13 @@ class Worker:
     def wait_for_work(self) -> None:
         """Idle: block on the store's wake-up signal when the driver can, else sleep --sleep seconds."""
         wait_for_job = getattr(self.driver, "wait_for_job", None)
+        self.before_waiting()
         with idle(self.flags):
             if wait_for_job is None or not wait_for_job(self.queues):
                 self.clock.sleep(self.options.sleep)
 
     def wait(self, seconds: float) -> None:
+        self.before_waiting()
         with idle(self.flags):
             self.clock.sleep(seconds)
 

@@ -10,7 +10,7 @@ import pytest
 from qctl.drivers.base import Driver, ReservedJob
 from tests.support.processes import wait_for
 
-KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 
 
 @pytest.fixture(params=KINDS)

@@ -35,8 +35,13 @@ class TestSetup:
 
 
 def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_testjobs",), key: str | None = None,
-               retry_after: int = 90, extra: str = "") -> TestSetup:
-    """Write a qctl.toml for `kind` (sqlite, postgresql, mariadb, redis) into `directory`."""
+               retry_after: int = 90, extra: str = "", redis_url: str | None = None,
+               connection_options: str = "") -> TestSetup:
+    """Write a qctl.toml for `kind` (sqlite, postgresql, mariadb, redis) into `directory`.
+
+    `redis_url` points a redis setup at a private server; `connection_options` are raw TOML
+    lines added to the connection (`block_for = 0`).
+    """
     token = secrets.token_hex(4)
     db_kind = kind if kind in SQL_KINDS else "sqlite"
     db_url = url_for(db_kind, directory)
@@ -48,11 +53,13 @@ def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_test
         lines.append(f'key = "{key}"')
     lines += ["", "[connections.main]"]
     if kind == "redis":
-        lines += ['driver = "redis"', f'url = "{url_for("redis", directory)}"', f'prefix = "qctl-test-{token}:"']
+        url = redis_url or url_for("redis", directory)
+        lines += ['driver = "redis"', f'url = "{url}"', f'prefix = "qctl-test-{token}:"']
     else:
         lines += ['driver = "database"', f'url = "{db_url}"', f'table = "jobs_{token}"']
     lines += [
         f"retry_after = {retry_after}",
+        *connection_options.splitlines(),
         "",
         "[failed]",
         f'url = "{db_url}"',
@@ -72,8 +79,28 @@ def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_test
     return TestSetup(kind, directory, token, toml)
 
 
+def redis_prefix(setup: TestSetup) -> str:
+    return f"qctl-test-{setup.token}:"
+
+
+def drop_redis_keys(url: str, prefix: str) -> None:
+    """Delete the keys under a test's prefix (the shared Redis is never flushed)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def drop_tables(setup: TestSetup) -> None:
-    """Remove every table the setup may have created (server databases are shared)."""
+    """Remove every table (and Redis key) the setup may have created (servers are shared)."""
+    if setup.kind == "redis":
+        drop_redis_keys(url_for("redis", setup.directory), redis_prefix(setup))
+        return
     if setup.kind not in ("postgresql", "mariadb"):
         return
     engine = get_engine(url_for(setup.kind, setup.directory))

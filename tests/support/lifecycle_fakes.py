@@ -127,10 +127,19 @@ class FakeRunner:
     ran: list[FakeReserved] = field(default_factory=list)
     during: object = None
 
-    def process(self, job: FakeReserved) -> None:
+    def process(self, job: FakeReserved, defer_delete: bool = False) -> FakeRunning:
         self.ran.append(job)
         if callable(self.during):
             self.during(job)
+        return FakeRunning()
+
+
+@dataclass
+class FakeRunning:
+    """What the real runner returns; the fake's jobs are always settled (deleted) by the runner."""
+
+    def is_settled(self) -> bool:
+        return True
 
 
 def payload(n: int) -> FakeReserved:

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from benchjobs import COUNTER, client
+
+app = Celery("bench", broker=os.environ["BENCH_REDIS_URL"])
+app.conf.update(worker_hijack_root_logger=False, broker_connection_retry_on_startup=True)
+
+
+@app.task(ignore_result=True)
+def incr() -> None:
+    client().incr(COUNTER)

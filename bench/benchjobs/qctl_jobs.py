@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import time
+
+import qctl
+from benchjobs import COUNTER, LATENCIES, client
+
+
+class Incr(qctl.Job):
+    def handle(self) -> None:
+        client().incr(COUNTER)
+
+
+class Ping(qctl.Job):
+    """Records how long after `sent` (taken just before dispatch) handle() started."""
+
+    def __init__(self, sent: float) -> None:
+        self.sent = sent
+
+    def handle(self) -> None:
+        client().rpush(LATENCIES, repr(time.time() - self.sent))

@@ -1,0 +1,7 @@
+from __future__ import annotations
+
+from benchjobs import COUNTER, client
+
+
+def incr() -> None:
+    client().incr(COUNTER)

@@ -1,0 +1,97 @@
+"""Redis Cluster: a private single-node cluster (all 16384 slots), which enforces CROSSSLOT like a big one."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from qctl.config import ConnectionConfig
+from qctl.drivers.redis import RedisDriver
+from qctl.drivers.redis_keys import queue_keys, slot_of
+from qctl.errors import DriverError
+from tests.support.redis_server import PrivateRedis
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(Path(tmp_path_factory.mktemp("cluster")), cluster=True)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def driver(cluster: PrivateRedis) -> Iterator[RedisDriver]:
+    config = ConnectionConfig("main", "redis", cluster.url, prefix=f"t{secrets.token_hex(3)}:", block_for=5, retry_after=1)
+    made = RedisDriver(config)
+    yield made
+    made.close()
+
+
+def payload(n: int) -> str:
+    return json.dumps({"uuid": f"job-{n}", "n": n}, separators=(",", ":"))
+
+
+def test_our_slot_rule_matches_cluster_keyslot(cluster: PrivateRedis) -> None:
+    client = cluster.client()
+    for queue in ("{default}", "default", "{emails}high", "a:{b}"):
+        for key in queue_keys("app:", queue).all():
+            assert slot_of(key) == client.execute_command("CLUSTER", "KEYSLOT", key)
+    slots = {client.execute_command("CLUSTER", "KEYSLOT", key) for key in queue_keys("app:", "{default}").all()}
+    assert len(slots) == 1
+
+
+def test_the_driver_detects_the_cluster_and_works_on_it(driver: RedisDriver) -> None:
+    driver.push(payload(1), "{default}")
+    job = driver.pop(["{default}"])
+    assert driver.redis.cluster is True
+    assert isinstance(driver.redis.client(), redis.RedisCluster)
+    assert job is not None and job.raw == payload(1).encode() and job.attempts == 1
+    assert job.release(0) is True
+    again = driver.pop(["{default}"])
+    assert again is not None and again.attempts == 2 and again.delete() is True
+    assert driver.size("{default}") == 0
+
+
+def test_untagged_queue_is_refused_with_a_clear_error(driver: RedisDriver) -> None:
+    with pytest.raises(DriverError, match=r"hash tag, e.g. '\{default\}'"):
+        driver.push(payload(1), "default")
+
+
+def test_multi_queue_pop_never_runs_a_cross_slot_script(driver: RedisDriver) -> None:
+    """Each tagged queue is its own slot: one script per slot, the finished job's delete apart."""
+    queues = ["{high}", "{low}", "{default}"]
+    assert len({queue_keys(driver.prefix, q).slot for q in queues}) == 3
+    driver.bulk([(payload(1), "{low}", 0), (payload(2), "{default}", 0), (payload(3), "{high}", 1)])
+    first = driver.pop(queues)
+    assert first is not None and first.queue == "{low}"
+    second = driver.pop_after(first, queues)
+    assert second is not None and second.queue == "{default}"
+    assert driver.size("{low}") == 0  # the finished job was deleted
+    assert driver.wait_for_job(queues) is True  # woken by the delayed push or its due time
+    third = driver.pop_after(second, queues) or driver.pop(queues)
+    while third is None:
+        driver.wait_for_job(queues)
+        third = driver.pop(queues)
+    assert third.queue == "{high}" and third.delete()
+    assert sum(driver.size(q) for q in queues) == 0
+
+
+def test_expired_lease_is_reclaimed_on_the_cluster(driver: RedisDriver) -> None:
+    driver.push(payload(1), "{default}")
+    stale = driver.pop(["{default}"])
+    assert stale is not None
+    driver.wait_for_job(["{default}"])  # blocks until the lease (retry_after = 1) expires
+    fresh = driver.pop(["{default}"])
+    while fresh is None:
+        driver.wait_for_job(["{default}"])
+        fresh = driver.pop(["{default}"])
+    assert fresh.reclaimed and fresh.attempts == 2
+    assert stale.delete() is False and fresh.delete() is True

@@ -1,0 +1,180 @@
+"""What only the Redis driver promises: Laravel's key shapes, bytes moved unchanged, attempts kept
+outside the payload, wake-ups, pipelined bulk pushes, NOSCRIPT recovery and cluster hash tags."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from qctl.config import ConnectionConfig
+from qctl.drivers.redis import BULK_CHUNK, RedisDriver
+from qctl.drivers.redis_keys import queue_keys, slot_of
+from qctl.errors import DriverError
+from tests.support.configs import drop_redis_keys
+from tests.support.redis_server import PrivateRedis
+from tests.support.services import REDIS_URL, require
+
+DriverFactory = Callable[..., RedisDriver]
+
+
+@pytest.fixture
+def make_driver() -> Iterator[DriverFactory]:
+    made: list[RedisDriver] = []
+
+    def factory(url: str = REDIS_URL, **options: object) -> RedisDriver:
+        if url == REDIS_URL:
+            require("redis")
+        config = ConnectionConfig("main", "redis", url, prefix=f"qctl-test-{secrets.token_hex(4)}:", **options)  # type: ignore[arg-type]
+        driver = RedisDriver(config)
+        made.append(driver)
+        return driver
+
+    yield factory
+    for driver in made:
+        driver.close()
+        with contextlib.suppress(redis.RedisError):  # a private server the test already stopped
+            drop_redis_keys(driver.redis.url, driver.prefix)
+
+
+def raw(driver: RedisDriver) -> redis.Redis:
+    return redis.Redis.from_url(driver.redis.url)
+
+
+def payload(n: int) -> str:
+    return json.dumps({"uuid": f"job-{n}", "n": n, "attempts": 0}, separators=(",", ":"))
+
+
+def test_keys_follow_laravel_shapes_under_the_prefix(make_driver: DriverFactory) -> None:
+    driver = make_driver()
+    driver.push(payload(1), "default")
+    driver.push(payload(2), "default", delay=60)
+    driver.push(payload(3), "default")
+    job = driver.pop(["default"])
+    assert job is not None
+    client, base = raw(driver), f"{driver.prefix}queues:default"
+    assert client.lrange(base, 0, -1) == [payload(3).encode()]
+    assert client.type(f"{base}:notify") == b"list"
+    assert client.type(f"{base}:delayed") == b"zset" and client.type(f"{base}:reserved") == b"zset"
+    assert client.type(f"{base}:attempts") == b"hash"
+    [reserved] = client.zrange(f"{base}:reserved", 0, -1)
+    assert reserved == f"{job.token}:{payload(1)}".encode()  # the payload, unchanged, behind the token
+    assert client.hvals(f"{base}:attempts") == [b"1"]
+
+
+def test_attempts_are_never_written_into_the_payload(make_driver: DriverFactory) -> None:
+    driver = make_driver()
+    driver.push(payload(1), "default")
+    for attempt in (1, 2, 3):
+        job = driver.pop(["default"])
+        assert job is not None and job.attempts == attempt
+        assert json.loads(job.raw)["attempts"] == 0 and job.raw == payload(1).encode()
+        assert job.release(0)
+
+
+def test_garbage_pushed_raw_is_handed_out_byte_exact(make_driver: DriverFactory) -> None:
+    driver = make_driver()
+    garbage = [b"\x00\xff", b"{", b"[]", b'{"uuid":"x"}', b"0123456789abcdef:looks-like-a-token"]
+    raw(driver).rpush(f"{driver.prefix}queues:default", *garbage)
+    popped = [driver.pop(["default"]) for _ in garbage]
+    assert [job.raw for job in popped if job is not None] == garbage
+    assert all(job is not None and job.delete() for job in popped)
+    assert driver.size("default") == 0
+
+
+def test_identical_payloads_stay_two_jobs(make_driver: DriverFactory) -> None:
+    """Tokens keep equal bytes apart in the sorted sets (a plain ZADD would merge them into one)."""
+    driver = make_driver()
+    driver.bulk([(payload(1), "default", 30), (payload(1), "default", 30), (payload(1), "default", 0)])
+    driver.push(payload(1), "default")
+    assert driver.size("default") == 4
+    first, second = driver.pop(["default"]), driver.pop(["default"])
+    assert first is not None and second is not None and driver.size("default") == 4
+    assert first.delete() and second.delete() and driver.size("default") == 2
+
+
+def test_clear_removes_every_key_of_the_queue(make_driver: DriverFactory) -> None:
+    driver = make_driver()
+    driver.push(payload(1), "default")
+    driver.push(payload(2), "default", delay=30)
+    driver.push(payload(3), "default")
+    assert driver.pop(["default"]) is not None
+    assert driver.clear("default") == 3
+    assert raw(driver).keys(f"{driver.prefix}*") == []
+
+
+def test_bulk_sends_one_pipeline_per_chunk(make_driver: DriverFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    driver = make_driver()
+    driver.size("default")  # connect first, so only the pushes are counted
+    pipelines: list[int] = []
+    singles: list[object] = []
+    original = redis.client.Pipeline.execute
+    monkeypatch.setattr(redis.client.Pipeline, "execute", lambda self, *a, **k: pipelines.append(len(self)) or original(self, *a, **k))
+    monkeypatch.setattr(redis.Redis, "execute_command", lambda self, *a, **k: singles.append(a))
+    count = BULK_CHUNK * 2 + 7
+    driver.bulk([(payload(n), "default", 0 if n % 3 else 5) for n in range(count)])
+    assert pipelines == [BULK_CHUNK, BULK_CHUNK, 7] and singles == []
+    monkeypatch.undo()
+    assert driver.size("default") == count
+
+
+def test_wait_for_job_polls_when_block_for_is_unset(make_driver: DriverFactory) -> None:
+    assert make_driver(block_for=None).wait_for_job(["default"]) is False
+
+
+def test_wait_for_job_wakes_when_a_job_is_pushed(make_driver: DriverFactory) -> None:
+    driver = make_driver(block_for=60)
+    pusher = make_driver()
+    pusher.prefix = driver.prefix
+    assert driver.pop(["a", "b"]) is None
+    timer = threading.Timer(0.5, lambda: pusher.push(payload(1), "b"))
+    timer.start()
+    started = time.monotonic()
+    assert driver.wait_for_job(["a", "b"]) is True
+    assert time.monotonic() - started < 30  # woken by the token, not by the 60 s timeout
+    job = driver.pop(["a", "b"])
+    assert job is not None and job.queue == "b"
+
+
+def test_wait_for_job_blocks_no_longer_than_the_next_delayed_job(make_driver: DriverFactory) -> None:
+    driver = make_driver(block_for=0)  # 0 = forever, unless something falls due
+    driver.push(payload(1), "default", delay=1)
+    raw(driver).delete(f"{driver.prefix}queues:default:notify")  # no wake-up token: only the due time helps
+    assert driver.pop(["default"]) is None
+    assert driver.wait_for_job(["default"]) is True
+    assert driver.pop(["default"]) is not None
+
+
+def test_hash_tagged_queue_keeps_every_key_in_one_slot() -> None:
+    tagged = queue_keys("app:", "{default}")
+    assert len({slot_of(key) for key in tagged.all()}) == 1
+    plain = queue_keys("app:", "default")
+    assert len({slot_of(key) for key in plain.all()}) > 1  # why the tag matters
+
+
+def test_scripts_are_reloaded_after_a_restart(make_driver: DriverFactory, tmp_path: Path) -> None:
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    try:
+        driver = make_driver(server.url)
+        driver.push(payload(1), "default")
+        server.client().script_flush()
+        driver.bulk([(payload(2), "default", 0), (payload(3), "default", 1)])
+        server.client().script_flush()
+        job = driver.pop(["default"])
+        assert job is not None and job.raw == payload(1).encode()
+        server.stop()
+        with pytest.raises(DriverError, match=f"cannot reach Redis at 127.0.0.1:{server.port}"):
+            driver.pop(["default"])
+        server.start()  # AOF brings the data back, the script cache starts empty
+        assert job.delete() is True
+        assert driver.size("default") == 2
+    finally:
+        server.stop()
