@@ -12,7 +12,7 @@ def connect(config: StoreConfig) -> CacheStore:
     if config.driver == "redis":
         from qctl.cache.redis import RedisCacheStore
 
-        return RedisCacheStore(config.url)
+        return RedisCacheStore(config.url, config.table)
     from qctl.cache.database import DatabaseCacheStore
 
     return DatabaseCacheStore(config.url, config.table)

@@ -27,7 +27,7 @@ from tests.support.workers import (
 
 pytestmark = pytest.mark.chaos
 
-KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 SCALE = max(1, int(os.environ.get("QCTL_CHAOS_SCALE", "1")))
 WORK = ["work", "--sleep", "0.2"]
 

@@ -17,7 +17,7 @@ from qctl.payload.signing import generate_key
 from qctl.runtime import Runtime
 from tests.support.processes import read_ledger, run_qctl
 
-SQL_KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 
 
 def record_failure(runtime: Runtime, job: Job, queue: str = "default", error: str = "RuntimeError: boom") -> str:
@@ -33,7 +33,7 @@ def failed_ids(setup_dir: Path) -> list[str]:
     return [row["id"] for row in json.loads(result.stdout)]
 
 
-@pytest.mark.parametrize("kind", SQL_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 def test_retry_pushes_back_onto_the_original_queue_and_attempts_start_again(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]
     setup = setup_factory(kind)
     runtime = runtime_factory(setup)

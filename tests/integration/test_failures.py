@@ -20,7 +20,7 @@ from tests.support.ledger import ledger_rows
 from tests.support.processes import read_ledger, run_qctl, spawn_qctl, wait_for
 from tests.support.workers import dispatch, failed_records, queue_size, wait_for_failed
 
-KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 DRAIN = ["work", "--stop-when-empty", "--sleep", "0.1"]
 
 

@@ -8,7 +8,7 @@ from qctl.runtime import use
 from tests.support.lifecycle import FAST_HEARTBEAT, ends, started, worker_states
 from tests.support.processes import run_qctl, spawn_qctl, wait_for
 
-KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 LIFECYCLE_APP = ("qctl_testjobs", "qctl_lifecyclejobs")
 
 

@@ -11,7 +11,7 @@ from qctl.runtime import use
 from tests.support.lifecycle import FAST_HEARTBEAT, ends, phases, started, worker_states
 from tests.support.processes import spawn_qctl, wait_for
 
-KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 
 
 @pytest.mark.parametrize(("signum", "kind"), [(signal.SIGTERM, kind) for kind in KINDS] + [(signal.SIGINT, "sqlite")],

@@ -24,7 +24,7 @@ from tests.support.workers import (
     wait_for_failed,
 )
 
-KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 WORK = ["work", "--sleep", "0.1"]
 
 

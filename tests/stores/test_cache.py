@@ -9,7 +9,7 @@ import pytest
 
 from qctl.cache.base import CacheStore
 
-KINDS = ["sqlite", "postgresql", "mariadb"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 
 
 @pytest.fixture(params=KINDS)

@@ -70,9 +70,11 @@ def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_test
         f'table = "job_batches_{token}"',
         "",
         "[cache]",
-        f'url = "{db_url}"',
-        f'table = "cache_{token}"',
     ]
+    if kind == "redis":  # flags, counters and heartbeats in Redis too, under the test's key prefix
+        lines += ['driver = "redis"', f'url = "{redis_url or url_for("redis", directory)}"', f'table = "qctl-test-{token}:cache"']
+    else:
+        lines += [f'url = "{db_url}"', f'table = "cache_{token}"']
     toml = "\n".join(lines) + "\n" + extra
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "qctl.toml").write_text(toml, encoding="utf-8")
