@@ -92,10 +92,12 @@ class EventBus:
     def __init__(self) -> None:
         self._listeners: dict[type, list[Listener]] = defaultdict(list)
         self._lock = threading.Lock()
+        self._wanted: dict[type, bool] = {}
 
     def listen(self, event_type: type[E], listener: Callable[[E], Any]) -> Callable[[E], Any]:
         with self._lock:
             self._listeners[event_type].append(listener)
+            self._wanted = {}
         return listener
 
     def forget(self, event_type: type, listener: Listener | None = None) -> None:
@@ -104,9 +106,19 @@ class EventBus:
                 self._listeners.pop(event_type, None)
             elif listener in self._listeners.get(event_type, []):
                 self._listeners[event_type].remove(listener)
+            self._wanted = {}
 
     def has_listeners(self, event_type: type) -> bool:
         return bool(self._listeners.get(event_type))
+
+    def wants(self, event_type: type) -> bool:
+        """Whether dispatching this type would reach a listener (of it or a base): lets a hot path skip
+        building events nobody hears."""
+        cache = self._wanted  # listen() and forget() replace it, so a stale answer is never stored
+        wanted = cache.get(event_type)
+        if wanted is None:
+            wanted = cache[event_type] = any(self._listeners.get(kind) for kind in event_type.__mro__)
+        return wanted
 
     def dispatch(self, event: object) -> list[Any]:
         """Call every listener of the event's type (and its bases); returns their results."""

@@ -44,6 +44,7 @@ class Dispatcher:
         self.signer = signer
         self.run_in_process = run_in_process
         self.clock = clock
+        self._allowed_modules: set[str] = set()
 
     def dispatch(self, job: Job) -> str:
         """Push the job on its connection and queue; returns its id (the payload uuid)."""
@@ -85,7 +86,10 @@ class Dispatcher:
     def check_workers_may_run(self, envelope: Envelope) -> None:
         """Refuse at dispatch what every worker would refuse: code outside the `app` packages."""
         module = envelope.command_name.partition(":")[0]
+        if module in self._allowed_modules:
+            return
         if module_is_within(module, self.config.app):
+            self._allowed_modules.add(module)
             return
         allowed = ", ".join(repr(p) for p in self.config.app) or "nothing"
         raise SerializationError(

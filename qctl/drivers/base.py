@@ -80,3 +80,10 @@ class BlockingDriver(Driver, Protocol):
         Returns False when this connection does not block (the worker then sleeps --sleep).
         Runs inside the worker's idle section: a quit request may interrupt it with an exception.
         """
+
+    def wait_and_pop(self, queues: Sequence[str]) -> tuple[bool, ReservedJob | None]:
+        """Optional: wait as `wait_for_job` does, then reserve as `pop` does, in one round trip.
+
+        Returns (whether it waited, the job reserved on waking or None); (False, None) when this
+        connection does not block. Runs inside the worker's idle section, as `wait_for_job` does.
+        """

@@ -15,6 +15,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from qctl.config import DEFAULT_REDIS_URL, ConnectionConfig
 from qctl.drivers.base import ReservedJob
@@ -31,7 +32,7 @@ def new_token() -> str:
     return os.urandom(8).hex()
 
 
-@dataclass
+@dataclass(slots=True)
 class RedisReservedJob:
     driver: RedisDriver
     connection_name: str
@@ -56,6 +57,18 @@ class RedisReservedJob:
         return self.driver.renew_reserved(self)
 
 
+@dataclass(frozen=True, slots=True)
+class SlotGroup:
+    """Queues whose keys share a cluster slot, in priority order, and the reserve script's keys for them."""
+
+    queues: list[QueueKeys]
+    keys: list[str]
+
+    @classmethod
+    def of(cls, queues: list[QueueKeys]) -> SlotGroup:
+        return cls(queues, [key for queue in queues for key in queue.all()])
+
+
 class RedisDriver:
     def __init__(self, config: ConnectionConfig) -> None:
         self.connection_name = config.name
@@ -67,6 +80,8 @@ class RedisDriver:
         self._keys: dict[str, QueueKeys] = {}
         self._lease = "" if config.retry_after is None else str(config.retry_after)
         self._next_due: float | None = None
+        self._group_cache: dict[tuple[str, ...], list[SlotGroup]] = {}
+        self._reserve_script = script("reserve")
 
     def keys(self, queue: str) -> QueueKeys:
         found = self._keys.get(queue)
@@ -110,7 +125,7 @@ class RedisDriver:
             finished.delete()
         self._next_due = None
         for group in self._groups(queues):
-            if pending is not None and self.redis.cluster and self.keys(pending.queue).slot != group[0].slot:
+            if pending is not None and self.redis.cluster and self.keys(pending.queue).slot != group.queues[0].slot:
                 pending.delete()
                 pending = None
             job = self._reserve(group, pending)
@@ -119,27 +134,34 @@ class RedisDriver:
                 return job
         return None
 
-    def _groups(self, queues: Sequence[str]) -> list[list[QueueKeys]]:
-        keys = [self.keys(queue) for queue in queues]
-        return group_by_slot(keys) if self.redis.cluster else [keys]
+    def _groups(self, queues: Sequence[str]) -> list[SlotGroup]:
+        """The queues by cluster slot (one group when not on a cluster), worked out once per queue list."""
+        found = self._group_cache.get(tuple(queues))
+        if found is None:
+            keys = [self.keys(queue) for queue in queues]
+            grouped = group_by_slot(keys) if self.redis.cluster else [keys]
+            found = self._group_cache[tuple(queues)] = [SlotGroup.of(group) for group in grouped]
+        return found
 
-    def _reserve(self, group: list[QueueKeys], finished: RedisReservedJob | None) -> RedisReservedJob | None:
+    def _reserve(self, group: SlotGroup, finished: RedisReservedJob | None) -> RedisReservedJob | None:
         token = new_token()
-        keys: list[str] = []
-        args: list[str | bytes] = [token, self._lease, "", b""]
-        if finished is not None:
+        if finished is None:
+            keys: Sequence[str] = group.keys
+            args: tuple[str | bytes, ...] = (token, self._lease, "", b"")
+        else:
             done = self.keys(finished.queue)
-            keys += (done.reserved, done.attempts)
-            args[2], args[3] = finished.token, finished.raw
-        for queue in group:
-            keys += queue.all()
-        result = self.redis.run(script("reserve"), keys, args)
+            keys = [done.reserved, done.attempts, *group.keys]
+            args = (token, self._lease, finished.token, finished.raw)
+        return self._reserved(group, token, self.redis.run(self._reserve_script, keys, args))
+
+    def _reserved(self, group: SlotGroup, token: str, result: Any) -> RedisReservedJob | None:
+        """The reserve script's answer: the job it reserved, or None (noting when to look again)."""
         index = int(result[0])
         if index == 0:
             self._note_next_due(float(result[1]) if result[1] else None)
             return None
         return RedisReservedJob(
-            self, self.connection_name, group[index - 1].queue, bytes(result[1]), int(result[2]),
+            self, self.connection_name, group.queues[index - 1].queue, bytes(result[1]), int(result[2]),
             reclaimed=bool(int(result[3])), token=token,
         )
 
@@ -152,20 +174,61 @@ class RedisDriver:
     def wait_for_job(self, queues: Sequence[str]) -> bool:
         """BLPOP the queues' wake-up lists for `block_for` seconds (0 = until a job comes), never past
         the moment the last pop said a delayed job falls due or a lease expires. False when polling."""
-        if self.block_for is None:
+        seconds = self._block_seconds()
+        if seconds is None:
             return False
-        timeout = float(self.block_for)
-        if self._next_due is not None:
-            if self._next_due < MIN_BLOCK_SECONDS:
-                return True
-            timeout = self._next_due if timeout == 0 else min(timeout, self._next_due)
+        if seconds < 0:
+            return True  # something falls due now: the worker's next pop takes it
         try:
             # a cluster can only block on keys of one slot: the highest-priority group's
             first = self._groups(queues)[0]
-            self.redis.blpop([keys.notify for keys in first], max(timeout, MIN_BLOCK_SECONDS) if timeout else 0)
+            self.redis.blpop([keys.notify for keys in first.queues], seconds)
         except DriverError:
             return False  # the worker sleeps, then its next pop reports the outage and backs off
         return True
+
+    def wait_and_pop(self, queues: Sequence[str]) -> tuple[bool, RedisReservedJob | None]:
+        """`wait_for_job`, then `pop`, in one round trip when not on a cluster: the reserve goes out
+        in the same write as the BLPOP and Redis runs it the moment the wait ends.
+
+        Returns (whether it waited, the job reserved on waking or None). A worker stopped while it
+        waits closes the connection, which drops the reserve unrun; only a stop in the instant
+        between Redis running it and the worker reading its answer leaves that job reserved until
+        its lease runs out (`retry_after`), as a worker killed mid-job would.
+        """
+        seconds = self._block_seconds()
+        if seconds is None:
+            return False, None
+        if seconds < 0:
+            return True, None
+        try:
+            group = self._groups(queues)[0]  # the first call connects and learns whether this is a cluster
+        except DriverError:
+            return False, None
+        if self.redis.cluster:
+            return self.wait_for_job(queues), None
+        token = new_token()
+        self._next_due = None
+        try:
+            result = self.redis.blpop_then_run(
+                [keys.notify for keys in group.queues], seconds, self._reserve_script, group.keys,
+                (token, self._lease, "", b""),
+            )
+        except DriverError:
+            return False, None
+        return True, self._reserved(group, token, result)
+
+    def _block_seconds(self) -> float | None:
+        """How long a wait may block: None when this connection polls, -1 when something is due now,
+        0 to block until a job comes."""
+        if self.block_for is None:
+            return None
+        seconds = float(self.block_for)
+        if self._next_due is not None:
+            if self._next_due < MIN_BLOCK_SECONDS:
+                return -1.0
+            seconds = self._next_due if seconds == 0 else min(seconds, self._next_due)
+        return max(seconds, MIN_BLOCK_SECONDS) if seconds else 0.0
 
     # --- fenced changes to a reserved job -----------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -16,15 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import hiredis
 import redis
 from redis import exceptions as rx
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-try:
-    from hiredis import pack_command
-except ImportError:  # redis-py without its hiredis extra
-    pack_command = None  # type: ignore[assignment]
 
 from qctl.drivers.scripts import Script
 from qctl.errors import DriverError
@@ -53,24 +50,99 @@ def reason_of(exc: BaseException) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
-def command(conn: Any, *args: Any) -> Any:
-    """One command on one connection; redis-py disconnects it on any error, so the next send reconnects.
+READ_CHUNK = 65536
 
-    Packed by hiredis directly: redis-py's packer first copies and type-checks every argument.
+
+class Wire:
+    """A connection one thread keeps for itself, spoken to without redis-py's command path.
+
+    redis-py opens it (TCP, TLS or a unix socket, AUTH, SELECT) and closes it; hiredis packs
+    each command and parses each reply straight off the socket. On the worker's hot path
+    redis-py's per-command layers (health checks, pool bookkeeping, metrics hooks, a parser
+    that polls before it reads) cost more CPU than the round trip itself.
     """
-    if pack_command is None:
-        conn.send_command(*args)
-    else:
-        conn.send_packed_command((pack_command(args),), check_health=False)
-    return conn.read_response()
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.reader = hiredis.Reader()
+        self.buffer = bytearray(READ_CHUNK)
+        self.poller: Any = None
+        self.polled: Any = None
+
+    def call(self, *args: Any) -> Any:
+        """One command, one reply; an error reply is raised as redis-py's exception."""
+        reply = self.call_many((args,))[0]
+        if isinstance(reply, rx.RedisError):
+            raise reply
+        return reply
+
+    def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Commands in one write, their replies in order (error replies as exception objects, not raised).
+
+        Any failure closes the connection (the next call reconnects), so a reply can never be read
+        as the answer to a later command, and commands Redis has not run yet are dropped with it.
+        """
+        conn = self.conn
+        sock = conn._sock
+        if sock is None or self.is_stale(sock):
+            sock = self.reconnect()
+        try:
+            if len(commands) == 1:
+                sock.sendall(hiredis.pack_command(tuple(commands[0])))
+            else:
+                sock.sendall(b"".join(hiredis.pack_command(tuple(command)) for command in commands))
+            reader, buffer = self.reader, self.buffer
+            replies = []
+            while len(replies) < len(commands):
+                reply = reader.gets()
+                while reply is False:
+                    count = sock.recv_into(buffer)
+                    if not count:
+                        raise rx.ConnectionError("Connection closed by server")
+                    reader.feed(buffer, 0, count)
+                    reply = reader.gets()
+                replies.append(reply_error(str(reply)) if isinstance(reply, hiredis.ReplyError) else reply)
+        except TimeoutError as exc:
+            self.close()
+            raise rx.TimeoutError("Timeout reading from socket") from exc
+        except OSError as exc:
+            self.close()
+            raise rx.ConnectionError(f"Error while talking to the server: {exc}") from exc
+        except hiredis.ProtocolError as exc:
+            self.close()
+            raise rx.ConnectionError(f"Protocol error: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+        return replies
+
+    def reconnect(self) -> Any:
+        self.close()
+        self.conn.connect()  # raises redis-py's ConnectionError / TimeoutError
+        self.reader = hiredis.Reader()
+        return self.conn._sock
+
+    def is_stale(self, sock: Any) -> bool:
+        """An idle connection with something to read was closed by the server (a restart) or left dirty."""
+        if self.poller is None or self.polled is not sock:
+            self.poller, self.polled = select.poll(), sock
+            self.poller.register(sock, select.POLLIN)
+        try:
+            return bool(self.poller.poll(0))
+        except OSError:
+            return True
+
+    def close(self) -> None:
+        self.conn.disconnect()
 
 
-def is_stale(conn: Any) -> bool:
-    """An idle connection with something to read was closed by the server (a restart) or left dirty."""
-    try:
-        return bool(conn.can_read())
-    except (rx.ConnectionError, OSError):  # hiredis reports the server's close as an error
-        return True
+def reply_error(message: str) -> rx.RedisError:
+    """redis-py's exception for an error reply, for the cases qctl tells apart."""
+    if message.startswith("NOSCRIPT"):
+        return rx.NoScriptError(message)
+    if message.startswith("LOADING"):
+        return rx.BusyLoadingError(message)
+    return rx.ResponseError(message)
 
 
 class RedisClient:
@@ -83,7 +155,9 @@ class RedisClient:
         self._blocking: Any = None
         self._local = threading.local()
         self._pid = os.getpid()
-        self._owned: weakref.WeakSet[Any] = weakref.WeakSet()  # a thread's connection closes when the thread ends
+        self._owned: weakref.WeakSet[Wire] = weakref.WeakSet()  # a thread's connection closes when the thread ends
+        self._blocking_wire_conn: Wire | None = None
+        self._blocking_wire_of = 0
 
     # --- connecting -------------------------------------------------------------------
 
@@ -125,10 +199,11 @@ class RedisClient:
         return self._blocking
 
     def close(self) -> None:
-        for conn in list(self._owned):
-            conn.disconnect()
+        for wire in list(self._owned):
+            wire.close()
         self._owned = weakref.WeakSet()
         self._local = threading.local()
+        self._blocking_wire_conn = None
         for client in (self._client, self._blocking):
             if client is not None:
                 client.close()
@@ -140,21 +215,26 @@ class RedisClient:
     def errors(self, action: str) -> Iterator[None]:
         try:
             yield
-        except (rx.ConnectionError, rx.TimeoutError) as exc:
-            raise DriverError(f"cannot reach Redis at {self.server} ({reason_of(exc)})") from exc
         except rx.RedisError as exc:
-            raise DriverError(f"Redis at {self.server}: {action} failed: {reason_of(exc)}") from exc
+            raise self.driver_error(action, exc) from exc
+
+    def driver_error(self, action: str, exc: rx.RedisError) -> DriverError:
+        if isinstance(exc, rx.ConnectionError | rx.TimeoutError):
+            return DriverError(f"cannot reach Redis at {self.server} ({reason_of(exc)})")
+        return DriverError(f"Redis at {self.server}: {action} failed: {reason_of(exc)}")
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
-        with self.errors(script.name):
+        try:  # not `errors()`: this is the hot path, and a generator-based context costs a few µs
             if self.cluster:
                 return self._run_on_cluster(script, keys, args)
-            conn = self._connection()
+            wire = self._wire()
             try:
-                return command(conn, "EVALSHA", script.sha, len(keys), *keys, *args)
+                return wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
             except rx.NoScriptError:  # a restarted or flushed server: load it again, nothing ran
-                command(conn, "SCRIPT", "LOAD", script.source)
-                return command(conn, "EVALSHA", script.sha, len(keys), *keys, *args)
+                wire.call("SCRIPT", "LOAD", script.source)
+                return wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except rx.RedisError as exc:
+            raise self.driver_error(script.name, exc) from exc
 
     def _run_on_cluster(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
         client = self.client()
@@ -164,18 +244,15 @@ class RedisClient:
             client.script_load(script.source)
             return client.evalsha(script.sha, len(keys), *keys, *args)
 
-    def _connection(self) -> Any:
-        """This thread's own connection, outside the pool: redis-py's per-command machinery (pool
-        checkout, retry wrapper, metrics) costs more CPU than the round trip itself on the hot path."""
+    def _wire(self) -> Wire:
+        """This thread's own connection, outside the pool (see `Wire`)."""
         if self._pid != os.getpid():  # a forked child must not talk on its parent's sockets
             self._pid, self._local, self._owned = os.getpid(), threading.local(), weakref.WeakSet()
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self.client().connection_pool.make_connection()
-            self._owned.add(conn)
-        elif conn._sock is not None and is_stale(conn):
-            conn.disconnect()  # the next send reconnects
-        return conn
+        wire: Wire | None = getattr(self._local, "wire", None)
+        if wire is None:
+            wire = self._local.wire = Wire(self.client().connection_pool.make_connection())
+            self._owned.add(wire)
+        return wire
 
     def run_many(self, calls: Sequence[Call]) -> list[Any]:
         """Script calls in one pipeline per server (one round trip); NOSCRIPT answers are sent again once."""
@@ -217,6 +294,36 @@ class RedisClient:
                 client.script_load(script.source)
             pending = missing
         raise DriverError(f"Redis at {self.server}: scripts keep disappearing (SCRIPT FLUSH in a loop?)")
+
+    def _blocking_wire(self) -> Wire:
+        """The connection that blocks; its socket timeout outlasts the longest block."""
+        if self._blocking_wire_of != os.getpid() or self._blocking_wire_conn is None:
+            self._blocking_wire_conn = Wire(self.blocking_client().connection_pool.make_connection())
+            self._blocking_wire_of = os.getpid()
+            self._owned.add(self._blocking_wire_conn)
+        return self._blocking_wire_conn
+
+    def blpop_then_run(self, lists: Sequence[str], timeout: float, script: Script, keys: Sequence[str],
+                       args: Sequence[str | bytes]) -> Any:
+        """BLPOP the lists and, in the same write, run the script: Redis runs it the moment the BLPOP
+        returns (a token taken or the time up), so a woken worker has its answer without another
+        round trip. Not on a cluster (the lists and the script's keys may live on other nodes)."""
+        try:
+            wire = self._blocking_wire()
+            woken, result = wire.call_many((
+                ("BLPOP", *lists, repr(float(timeout))),
+                ("EVALSHA", script.sha, len(keys), *keys, *args),
+            ))
+            if isinstance(woken, rx.RedisError):
+                raise woken
+            if isinstance(result, rx.NoScriptError):  # a restarted or flushed server: nothing ran
+                wire.call("SCRIPT", "LOAD", script.source)
+                return wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            if isinstance(result, rx.RedisError):
+                raise result
+            return result
+        except rx.RedisError as exc:
+            raise self.driver_error("wait for a job", exc) from exc
 
     def blpop(self, keys: Sequence[str], timeout: float) -> bool:
         """Block on the lists; True when a token was taken, False when the time ran out."""

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from qctl.drivers.base import ReservedJob
 from qctl.errors import QctlError
@@ -29,20 +27,18 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    @contextmanager
-    def keep(self, reserved: ReservedJob) -> Iterator[None]:
+    def hold(self, reserved: ReservedJob) -> None:
+        """From now until `drop()`, renew this job's lease (the thread starts with the first job)."""
         if self.interval is None:
-            yield
             return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="qctl-lease", daemon=True)
             self._thread.start()
         self._since = time.monotonic()
         self._current = reserved
-        try:
-            yield
-        finally:
-            self._current = None
+
+    def drop(self) -> None:
+        self._current = None
 
     def close(self) -> None:
         self._stop.set()

@@ -47,7 +47,7 @@ log = logging.getLogger("qctl.worker")
 STORE_DOWN_RETRY_SECONDS = 5
 
 
-@dataclass
+@dataclass(slots=True)
 class RunningJob:
     """A reserved job while a worker holds it; the JobContext its Job instance talks to."""
 
@@ -156,7 +156,8 @@ class JobRunner:
         running = RunningJob(reserved, self)
         if not self.is_runnable(running):
             return running
-        self.events.dispatch(JobProcessing(self.connection_name, running))
+        if self.events.wants(JobProcessing):
+            self.events.dispatch(JobProcessing(self.connection_name, running))
         crash_point("before_handle")
         assert running.envelope is not None
         try:
@@ -173,7 +174,8 @@ class JobRunner:
                 crash_point("after_handle_before_ack")
                 if not defer_delete:
                     running.delete()
-            self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
+            if self.events.wants(JobProcessed):
+                self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
         return running
 
     def is_runnable(self, running: RunningJob) -> bool:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
+from typing import Any
 
 from qctl.worker.stop import EXIT_ERROR
 
@@ -41,16 +42,60 @@ EXIT_TIMED_OUT = EXIT_ERROR
 TimeoutGuard = Callable[[float | None, Callable[[], None]], AbstractContextManager[None]]
 
 
-@contextmanager
-def job_timeout(seconds: float | None, on_timeout: Callable[[], None], grace: float = GRACE_SECONDS) -> Iterator[None]:
+def job_timeout(seconds: float | None, on_timeout: Callable[[], None],
+                grace: float = GRACE_SECONDS) -> AbstractContextManager[None]:
     """Run the body with a deadline; `on_timeout` runs (best effort) before the process exits."""
     if not seconds or seconds <= 0:
-        HARD_DEADLINE.disarm()  # a watchdog lingering from the previous job must not cut this one off
-        yield
-        return
+        return NO_DEADLINE
+    return Deadline(seconds, on_timeout, grace)
 
-    def expired(signum: int, frame: FrameType | None) -> None:
-        faulthandler.dump_traceback_later(grace, exit=True)
+
+class Alarm:
+    """The soft layer's SIGALRM handler, pointed at the running job's bookkeeping.
+
+    Outside a worker's loop it is installed for each job and the previous handler put back
+    after it; inside `resident()` it stays installed between jobs (installing a handler costs
+    more than the rest of a no-op job's timeout handling together).
+    """
+
+    def __init__(self) -> None:
+        self.on_timeout: Callable[[], None] | None = None
+        self.grace = GRACE_SECONDS
+        self.installs = 0
+        self.previous: Any = None
+
+    def arm(self, on_timeout: Callable[[], None], grace: float) -> None:
+        self.install()
+        self.on_timeout, self.grace = on_timeout, grace
+
+    def disarm(self) -> None:
+        self.on_timeout = None
+        self.uninstall()
+
+    def install(self) -> None:
+        if self.installs == 0:
+            self.previous = signal.signal(signal.SIGALRM, self.expired)
+        self.installs += 1
+
+    def uninstall(self) -> None:
+        self.installs -= 1
+        if self.installs == 0:
+            signal.signal(signal.SIGALRM, self.previous)
+            self.previous = None
+
+    @contextmanager
+    def resident(self) -> Iterator[None]:
+        self.install()
+        try:
+            yield
+        finally:
+            self.uninstall()
+
+    def expired(self, signum: int, frame: FrameType | None) -> None:
+        on_timeout = self.on_timeout
+        if on_timeout is None:  # the timer ran out just as its job ended
+            return
+        faulthandler.dump_traceback_later(self.grace, exit=True)
         try:
             on_timeout()
         except BaseException:
@@ -60,15 +105,38 @@ def job_timeout(seconds: float | None, on_timeout: Callable[[], None], grace: fl
             sys.stderr.flush()
             os._exit(EXIT_TIMED_OUT)
 
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    HARD_DEADLINE.cover(seconds + grace)
-    try:
-        yield
-    finally:
+
+ALARM = Alarm()
+
+
+class Deadline:
+    """One job's two layers: SIGALRM at `seconds`, faulthandler's watchdog at `seconds + grace`."""
+
+    __slots__ = ("seconds", "on_timeout", "grace")
+
+    def __init__(self, seconds: float, on_timeout: Callable[[], None], grace: float) -> None:
+        self.seconds, self.on_timeout, self.grace = seconds, on_timeout, grace
+
+    def __enter__(self) -> None:
+        ALARM.arm(self.on_timeout, self.grace)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        HARD_DEADLINE.cover(self.seconds + self.grace)
+
+    def __exit__(self, *exc: object) -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         HARD_DEADLINE.release()
-        signal.signal(signal.SIGALRM, previous)
+        ALARM.disarm()
+
+
+class NoDeadline:
+    def __enter__(self) -> None:
+        HARD_DEADLINE.disarm()  # a watchdog lingering from the previous job must not cut this one off
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+NO_DEADLINE = NoDeadline()
 
 
 @contextmanager
@@ -109,9 +177,11 @@ class HardDeadline:
 
     @contextmanager
     def between_jobs(self) -> Iterator[None]:
+        """A worker's loop: the watchdog may linger and the SIGALRM handler stays installed."""
         self.lingering = True
         try:
-            yield
+            with ALARM.resident():
+                yield
         finally:
             self.lingering = False
             self.disarm()

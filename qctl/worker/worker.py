@@ -32,6 +32,8 @@ log = logging.getLogger("qctl.worker")
 BACKOFF_CAP_SECONDS = 30.0
 MEMORY_CHECK_SECONDS = 1.0
 PopAfter = Callable[[ReservedJob | None, Sequence[str]], ReservedJob | None]
+WaitForJob = Callable[[Sequence[str]], bool]
+WaitAndPop = Callable[[Sequence[str]], tuple[bool, ReservedJob | None]]
 
 
 class WorkerControls(Protocol):
@@ -91,6 +93,8 @@ class Worker:
         # A job that ran to its end, deleted by the next reserve when the driver can fold the two.
         self.finished: ReservedJob | None = None
         self.pop_after: PopAfter | None = getattr(self.driver, "pop_after", None)
+        self.wait_for_job: WaitForJob | None = getattr(self.driver, "wait_for_job", None)
+        self.wait_and_pop: WaitAndPop | None = getattr(self.driver, "wait_and_pop", None)
 
     def run(self) -> int:
         """Process jobs until a stop condition holds; returns the process exit status."""
@@ -117,14 +121,14 @@ class Worker:
                     continue
                 # 2. Reserve the next job by queue priority and run it, or sleep when there is none.
                 job = self.next_job()
+                if job is None and not self.options.stop_when_empty:
+                    job = self.wait_for_work()  # a blocking driver may hand back the job it reserved on waking
                 if job is not None:
                     self.jobs_processed += 1
                     self.run_job(job)
                     if self.options.rest > 0:
                         self.before_waiting()
                         self.clock.sleep(self.options.rest)
-                elif not self.options.stop_when_empty:
-                    self.wait_for_work()
             except IdleInterrupted:
                 return StopReason.INTERRUPTED
             # 3. Stop when any stop condition holds (first match wins).
@@ -170,11 +174,14 @@ class Worker:
             with idle(self.flags):
                 self.clock.sleep(self.backoff.next_delay())
             return None
+        self.note_store_back()
+        return job
+
+    def note_store_back(self) -> None:
         if self.backoff.failures:
             down_for = self.clock.monotonic() - self.backoff.since
             self.notice(f"connection back after {down_for:.0f}s")
             self.backoff.failures = 0
-        return job
 
     def reserve(self) -> ReservedJob | None:
         if self.finished is None or self.pop_after is None:
@@ -205,24 +212,37 @@ class Worker:
 
     def run_job(self, job: ReservedJob) -> None:
         self.current, self.current_since = job, self.clock.time()
+        self.lease.hold(job)
         try:
-            with self.lease.keep(job):
-                running = self.runner.process(job, defer_delete=self.pop_after is not None)
+            running = self.runner.process(job, defer_delete=self.pop_after is not None)
+            self.lease.drop()
             if not running.is_settled():
                 self.finished = job
         except DriverError as exc:
             # The job stays reserved and comes back after retry_after: at least once, never lost.
             self.notice(f"{exc}; job {job.key} will be retried after retry_after")
         finally:
+            self.lease.drop()
             self.current = None
 
-    def wait_for_work(self) -> None:
-        """Idle: block on the store's wake-up signal when the driver can, else sleep --sleep seconds."""
-        wait_for_job = getattr(self.driver, "wait_for_job", None)
+    def wait_for_work(self) -> ReservedJob | None:
+        """Idle: block on the store's wake-up signal when the driver can, else sleep --sleep seconds.
+
+        A driver that reserves in the same round trip as it wakes returns that job: it is run like
+        one reserved a moment before any pause or stop that came in during the wait.
+        """
         self.before_waiting()
         with idle(self.flags):
-            if wait_for_job is None or not wait_for_job(self.queues):
-                self.clock.sleep(self.options.sleep)
+            if self.wait_and_pop is not None:
+                waited, job = self.wait_and_pop(self.queues)
+                if job is not None:
+                    self.note_store_back()
+                if waited:
+                    return job
+            elif self.wait_for_job is not None and self.wait_for_job(self.queues):
+                return None
+            self.clock.sleep(self.options.sleep)
+        return None
 
     def wait(self, seconds: float) -> None:
         self.before_waiting()

@@ -152,6 +152,48 @@ def test_wait_for_job_blocks_no_longer_than_the_next_delayed_job(make_driver: Dr
     assert driver.pop(["default"]) is not None
 
 
+def test_wait_and_pop_reserves_the_job_that_woke_it(make_driver: DriverFactory) -> None:
+    driver = make_driver(block_for=60)
+    pusher = make_driver()
+    pusher.prefix = driver.prefix
+    assert driver.pop(["a", "b"]) is None
+    timer = threading.Timer(0.5, lambda: pusher.push(payload(1), "b"))
+    timer.start()
+    started = time.monotonic()
+    waited, job = driver.wait_and_pop(["a", "b"])
+    assert time.monotonic() - started < 30  # woken by the token, not by the 60 s timeout
+    assert waited and job is not None and job.queue == "b" and job.raw == payload(1).encode() and job.attempts == 1
+    assert job.delete() is True  # a fenced reservation like any other
+    assert driver.size("b") == 0
+
+
+def test_wait_and_pop_times_out_empty_handed(make_driver: DriverFactory) -> None:
+    driver = make_driver(block_for=1)
+    assert driver.wait_and_pop(["default"]) == (True, None)
+    assert make_driver(block_for=None).wait_and_pop(["default"]) == (False, None)
+
+
+def test_wait_and_pop_reloads_a_flushed_script(make_driver: DriverFactory) -> None:
+    driver = make_driver(block_for=1)
+    driver.push(payload(1), "default")
+    raw(driver).script_flush()
+    waited, job = driver.wait_and_pop(["default"])  # the token is there: BLPOP returns at once
+    assert waited and job is not None and job.raw == payload(1).encode()
+
+
+def test_wake_up_tokens_do_not_pile_up_while_workers_are_busy(make_driver: DriverFactory) -> None:
+    driver = make_driver(block_for=1)
+    notify = f"{driver.prefix}queues:default:notify"
+    for n in range(50):
+        driver.push(payload(n), "default")
+    taken = 0
+    while (job := driver.pop(["default"])) is not None:
+        taken += 1
+        assert raw(driver).llen(notify) <= raw(driver).llen(f"{driver.prefix}queues:default")
+        job.delete()
+    assert taken == 50 and raw(driver).llen(notify) == 0
+
+
 def test_hash_tagged_queue_keeps_every_key_in_one_slot() -> None:
     tagged = queue_keys("app:", "{default}")
     assert len({slot_of(key) for key in tagged.all()}) == 1

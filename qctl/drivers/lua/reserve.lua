@@ -58,10 +58,10 @@ local function take(ready, reserved, notify)
   if not payload then
     return nil, 0
   end
-  -- keep at most one wake-up token per ready job, so tokens cannot pile up
-  if redis.call('LLEN', notify) > redis.call('LLEN', ready) then
-    redis.call('LPOP', notify)
-  end
+  -- one wake-up token goes with each ready job taken, so tokens cannot pile up while workers are
+  -- busy. A blocked worker is never left without one: Redis hands a token to a blocked worker the
+  -- moment it is pushed, so tokens only wait in the list while no worker is blocked on it.
+  redis.call('LPOP', notify)
   return payload, 0
 end
 
