@@ -253,7 +253,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated target names to keep (substring match)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="qctl-bench-"))
-    chosen = targets(root, args.peer_python)
+    # the workers run in their own directories: a relative interpreter path must not move with them
+    peer_python = str(Path(args.peer_python).absolute()) if args.peer_python else None
+    chosen = targets(root, peer_python)
     if args.only:
         chosen = [t for t in chosen if any(word in t.name for word in args.only.split(","))]
     try:

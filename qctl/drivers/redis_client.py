@@ -92,14 +92,14 @@ class Wire:
             else:
                 sock.sendall(b"".join(hiredis.pack_command(tuple(command)) for command in commands))
             reader, buffer = self.reader, self.buffer
-            replies = []
+            replies: list[Any] = []
             while len(replies) < len(commands):
                 reply = reader.gets()
                 while reply is False:
                     count = sock.recv_into(buffer)
                     if not count:
                         raise rx.ConnectionError("Connection closed by server")
-                    reader.feed(buffer, 0, count)
+                    reader.feed(buffer, 0, count)  # type: ignore[arg-type]  # hiredis takes any buffer
                     reply = reader.gets()
                 replies.append(reply_error(str(reply)) if isinstance(reply, hiredis.ReplyError) else reply)
         except TimeoutError as exc:

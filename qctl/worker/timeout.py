@@ -187,6 +187,6 @@ class HardDeadline:
             self.disarm()
 
 
-REARM_SLACK = 1.0
-"""How much later than `timeout + grace` a lingering watchdog may fire (it is re-armed once a second at most)."""
+REARM_SLACK = 0.25
+"""How much later than `timeout + grace` a lingering watchdog may fire (so it is re-armed at most four times a second)."""
 HARD_DEADLINE = HardDeadline()

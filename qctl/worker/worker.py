@@ -215,7 +215,6 @@ class Worker:
         self.lease.hold(job)
         try:
             running = self.runner.process(job, defer_delete=self.pop_after is not None)
-            self.lease.drop()
             if not running.is_settled():
                 self.finished = job
         except DriverError as exc:
