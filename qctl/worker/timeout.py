@@ -177,11 +177,9 @@ class HardDeadline:
 
     @contextmanager
     def between_jobs(self) -> Iterator[None]:
-        """A worker's loop: the watchdog may linger and the SIGALRM handler stays installed."""
         self.lingering = True
         try:
-            with ALARM.resident():
-                yield
+            yield
         finally:
             self.lingering = False
             self.disarm()
@@ -190,3 +188,11 @@ class HardDeadline:
 REARM_SLACK = 0.25
 """How much later than `timeout + grace` a lingering watchdog may fire (so it is re-armed at most four times a second)."""
 HARD_DEADLINE = HardDeadline()
+
+
+@contextmanager
+def worker_loop() -> Iterator[None]:
+    """A worker running jobs back to back: the SIGALRM handler stays installed and the watchdog may
+    linger between jobs, so neither is set up again for every job."""
+    with ALARM.resident(), HARD_DEADLINE.between_jobs():
+        yield

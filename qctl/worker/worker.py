@@ -25,7 +25,7 @@ from qctl.worker.runner import JobRunner
 from qctl.worker.signals import IdleInterrupted, WorkerFlags, handle_worker_signals, idle
 from qctl.worker.stop import EXIT_CODES, StopReason
 from qctl.worker.throttle import Throttle
-from qctl.worker.timeout import HARD_DEADLINE
+from qctl.worker.timeout import HARD_DEADLINE, worker_loop
 
 log = logging.getLogger("qctl.worker")
 
@@ -102,7 +102,7 @@ class Worker:
             try:
                 if self.options.once:
                     return self.stop(self.run_next_job())
-                with HARD_DEADLINE.between_jobs():
+                with worker_loop():
                     return self.stop(self.daemon())
             finally:
                 self.delete_finished()

@@ -125,17 +125,21 @@ def test_bulk_sends_one_pipeline_per_chunk(make_driver: DriverFactory, monkeypat
     assert driver.size("default") == count
 
 
+def push_from_elsewhere(make_driver: DriverFactory, driver: RedisDriver, queue: str, after: float) -> None:
+    """Another client pushes job 1 onto `queue` of `driver`'s keys `after` seconds from now."""
+    pusher = make_driver()
+    pusher.prefix = driver.prefix
+    threading.Timer(after, lambda: pusher.push(payload(1), queue)).start()
+
+
 def test_wait_for_job_polls_when_block_for_is_unset(make_driver: DriverFactory) -> None:
     assert make_driver(block_for=None).wait_for_job(["default"]) is False
 
 
 def test_wait_for_job_wakes_when_a_job_is_pushed(make_driver: DriverFactory) -> None:
     driver = make_driver(block_for=60)
-    pusher = make_driver()
-    pusher.prefix = driver.prefix
     assert driver.pop(["a", "b"]) is None
-    timer = threading.Timer(0.5, lambda: pusher.push(payload(1), "b"))
-    timer.start()
+    push_from_elsewhere(make_driver, driver, "b", after=0.5)
     started = time.monotonic()
     assert driver.wait_for_job(["a", "b"]) is True
     assert time.monotonic() - started < 30  # woken by the token, not by the 60 s timeout
@@ -154,11 +158,8 @@ def test_wait_for_job_blocks_no_longer_than_the_next_delayed_job(make_driver: Dr
 
 def test_wait_and_pop_reserves_the_job_that_woke_it(make_driver: DriverFactory) -> None:
     driver = make_driver(block_for=60)
-    pusher = make_driver()
-    pusher.prefix = driver.prefix
     assert driver.pop(["a", "b"]) is None
-    timer = threading.Timer(0.5, lambda: pusher.push(payload(1), "b"))
-    timer.start()
+    push_from_elsewhere(make_driver, driver, "b", after=0.5)
     started = time.monotonic()
     waited, job = driver.wait_and_pop(["a", "b"])
     assert time.monotonic() - started < 30  # woken by the token, not by the 60 s timeout

@@ -24,6 +24,18 @@ def private_redis(tmp_path: Path):  # type: ignore[no-untyped-def]
     server.stop()
 
 
+DRAIN = ["work", "--sleep", "0.2", "--tries", "3", "--timeout", "0"]
+
+
+def queued_on_live_redis(setup_factory, runtime_factory, private_redis, tmp_path: Path, count: int):  # type: ignore[no-untyped-def]
+    """Start the private server and queue `count` Ok jobs that log to `tmp_path/ledger`; leases of 3 s."""
+    private_redis.start()
+    setup = setup_factory("redis", redis_url=private_redis.url, retry_after=3, connection_options="block_for = 1")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    return setup, runtime, ledger, dispatch_all(runtime, [Ok(n, str(ledger)) for n in range(count)])
+
+
 def lines_with(text: str, needle: str) -> int:
     return sum(1 for line in text.splitlines() if needle in line)
 
@@ -50,13 +62,8 @@ def test_worker_started_before_redis_waits_and_then_works(setup_factory, runtime
 
 def test_restart_mid_drain_loses_no_job(setup_factory, runtime_factory, private_redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """O-01: SHUTDOWN while two workers drain, start again on the same port and directory."""
-    private_redis.start()
-    setup = setup_factory("redis", redis_url=private_redis.url, retry_after=3, connection_options="block_for = 1")
-    runtime = runtime_factory(setup)
-    ledger = tmp_path / "ledger"
-    ids = dispatch_all(runtime, [Ok(n, str(ledger)) for n in range(1500)])
-    args = ["work", "--sleep", "0.2", "--tries", "3", "--timeout", "0"]
-    workers = [spawn_qctl(args, setup.directory, name=f"w{i}") for i in range(2)]
+    setup, runtime, ledger, ids = queued_on_live_redis(setup_factory, runtime_factory, private_redis, tmp_path, 1500)
+    workers = [spawn_qctl(DRAIN, setup.directory, name=f"w{i}") for i in range(2)]
     try:
         wait_for(lambda: len(phases(ledger, "end")) >= 300, 120, message="300 jobs done")
         private_redis.stop()
@@ -92,12 +99,8 @@ def test_dispatch_while_redis_is_down_raises_a_clear_error(setup_factory, runtim
 
 def test_connection_resets_mid_drain_lose_no_job(setup_factory, runtime_factory, private_redis, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """CLIENT KILL drops every worker connection (the reserve, lease and blocking ones) a few times."""
-    private_redis.start()
-    setup = setup_factory("redis", redis_url=private_redis.url, retry_after=3, connection_options="block_for = 1")
-    runtime = runtime_factory(setup)
-    ledger = tmp_path / "ledger"
-    ids = dispatch_all(runtime, [Ok(n, str(ledger)) for n in range(600)])
-    worker = spawn_qctl(["work", "--sleep", "0.2", "--tries", "3", "--timeout", "0"], setup.directory)
+    setup, runtime, ledger, ids = queued_on_live_redis(setup_factory, runtime_factory, private_redis, tmp_path, 600)
+    worker = spawn_qctl(DRAIN, setup.directory)
     admin = private_redis.client()
     try:
         for done in (100, 250, 400):
