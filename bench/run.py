@@ -39,6 +39,7 @@ app = ["benchjobs"]
 driver = "redis"
 url = "{url}"
 block_for = 5
+busy_poll_us = {busy_poll_us}
 
 [failed]
 driver = "null"
@@ -62,7 +63,7 @@ def worker_command(system: str, url: str, qctl_args: list[str]) -> list[str]:
 
 
 class Bench:
-    def __init__(self, jobs: int, workdir: Path, qctl_args: list[str]) -> None:
+    def __init__(self, jobs: int, workdir: Path, qctl_args: list[str], busy_poll_us: int = 100) -> None:
         self.jobs = jobs
         self.qctl_args = qctl_args
         self.workdir = workdir
@@ -72,7 +73,7 @@ class Bench:
                         PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         for name in ("QCTL_CONFIG", "QCTL_CONNECTION", "QCTL_KEY", "QCTL_FAILED_DRIVER"):
             self.env.pop(name, None)
-        (workdir / "qctl.toml").write_text(QCTL_TOML.format(url=self.url), encoding="utf-8")
+        (workdir / "qctl.toml").write_text(QCTL_TOML.format(url=self.url, busy_poll_us=busy_poll_us), encoding="utf-8")
         self.server = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(workdir)],
@@ -213,6 +214,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--only", default="", help="comma-separated systems (default: all)")
+    parser.add_argument("--busy-poll-us", type=int, default=100,
+                        help="the bench connection's busy_poll_us (qctl's worker and dispatcher; 0 = off)")
     parser.add_argument("--out", type=Path, help="write the full results as JSON here")
     parser.add_argument("--qctl-args", default="", help="extra `qctl work` options, e.g. '--memory 0'")
     args = parser.parse_args()
@@ -220,7 +223,7 @@ def main() -> None:
     if args.only:
         order = [s for s in order if s in args.only.split(",") or s == "floor"]
     with tempfile.TemporaryDirectory(prefix="qctl-bench-") as tmp:
-        bench = Bench(args.jobs, Path(tmp), args.qctl_args.split())
+        bench = Bench(args.jobs, Path(tmp), args.qctl_args.split(), args.busy_poll_us)
         rounds: list[dict[str, dict[str, float]]] = []
         try:
             for number in range(args.rounds):

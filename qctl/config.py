@@ -36,6 +36,7 @@ class ConnectionConfig:
     block_for: float | None = None
     prefix: str = ""
     max_stalls: int = 3
+    busy_poll_us: int = 100
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def _read_toml(file: Path, label: str) -> dict[str, Any]:
 
 # --- validation --------------------------------------------------------------------
 
+MAX_BUSY_POLL_US = 10_000
+
 _CONNECTION_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "driver": (str, "one of " + ", ".join(CONNECTION_DRIVERS)),
     "url": (str, "a URL string"),
@@ -134,6 +137,7 @@ _CONNECTION_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "block_for": ((int, float), "a number of seconds (0 = forever)"),
     "prefix": (str, "a string"),
     "max_stalls": (int, "a whole number"),
+    "busy_poll_us": (int, "a whole number of microseconds (0 = off)"),
 }
 _STORE_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "driver": (str, "a driver name"),
@@ -204,6 +208,10 @@ def _parse_connection(name: str, section: Any, source: str) -> ConnectionConfig:
     _check_positive(values, "max_stalls", source, where)
     if values["block_for"] is not None and values["block_for"] < 0:
         raise ConfigError(f"{source}: {where}block_for: expected 0 or more seconds")
+    if values["busy_poll_us"] is not None and not 0 <= values["busy_poll_us"] <= MAX_BUSY_POLL_US:
+        raise ConfigError(
+            f"{source}: {where}busy_poll_us: expected 0 to {MAX_BUSY_POLL_US} microseconds, got {values['busy_poll_us']!r}"
+        )
     kwargs = {k: v for k, v in values.items() if v is not None}
     return ConnectionConfig(name=name, **kwargs)
 

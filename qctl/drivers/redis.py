@@ -76,7 +76,7 @@ class RedisDriver:
         self.retry_after = config.retry_after
         self.block_for = config.block_for
         self.prefix = config.prefix
-        self.redis = RedisClient(config.url or DEFAULT_REDIS_URL, config.block_for)
+        self.redis = RedisClient(config.url or DEFAULT_REDIS_URL, config.block_for, config.busy_poll_us / 1e6)
         self._keys: dict[str, QueueKeys] = {}
         self._lease = "" if config.retry_after is None else str(config.retry_after)
         self._next_due: float | None = None

@@ -11,6 +11,7 @@ import os
 import re
 import select
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,9 @@ def reason_of(exc: BaseException) -> str:
 
 
 READ_CHUNK = 65536
+SPIN_PAUSE_CAP = 1024
+"""After a reply that outlasted the poll window, up to this many calls sleep on the socket without polling first."""
+CAN_SPIN = (os.cpu_count() or 1) > 1
 
 
 class Wire:
@@ -62,12 +66,15 @@ class Wire:
     that polls before it reads) cost more CPU than the round trip itself.
     """
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, spin: float = 0.0) -> None:
         self.conn = conn
         self.reader = hiredis.Reader()
         self.buffer = bytearray(READ_CHUNK)
         self.poller: Any = None
         self.polled: Any = None
+        self.spin = spin if CAN_SPIN else 0.0  # seconds to poll for a reply before sleeping on it
+        self.spin_pause = 0  # calls left that go straight to sleep
+        self.spin_misses = 0  # replies in a row that outlasted the spin
 
     def call(self, *args: Any) -> Any:
         """One command, one reply; an error reply is raised as redis-py's exception."""
@@ -95,6 +102,8 @@ class Wire:
             replies: list[Any] = []
             while len(replies) < len(commands):
                 reply = reader.gets()
+                if reply is False and self.spin:
+                    self.await_reply(sock)
                 while reply is False:
                     count = sock.recv_into(buffer)
                     if not count:
@@ -116,21 +125,48 @@ class Wire:
             raise
         return replies
 
+    def await_reply(self, sock: Any) -> None:
+        """Poll the socket for up to `spin` seconds (`busy_poll_us`) before the caller's recv sleeps.
+
+        A thread that sleeps on a socket is woken by the kernel when the reply lands; on a virtual
+        machine that wake-up (an idle vCPU halted, then an interrupt to bring it back) can take
+        longer than Redis takes to answer. Replies from a Redis on the same host or a near one come
+        well inside the window, so polling for them costs little more CPU than the wake-up it saves. When a
+        reply does not (a far Redis, a busy one), the next calls skip the polling, twice as many after
+        each further miss (up to SPIN_PAUSE_CAP), so a slow server costs a few polls, not a core.
+        """
+        if self.spin_pause:
+            self.spin_pause -= 1
+            return
+        poll = self.poller.poll
+        clock = time.perf_counter
+        give_up = clock() + self.spin
+        while not poll(0):
+            if clock() > give_up:
+                self.spin_misses = min(self.spin_misses + 1, SPIN_PAUSE_CAP.bit_length())
+                self.spin_pause = min(SPIN_PAUSE_CAP, 1 << self.spin_misses)
+                return
+        self.spin_misses = 0
+
     def reconnect(self) -> Any:
         self.close()
         self.conn.connect()  # raises redis-py's ConnectionError / TimeoutError
         self.reader = hiredis.Reader()
+        self.watch(self.conn._sock)
         return self.conn._sock
 
     def is_stale(self, sock: Any) -> bool:
         """An idle connection with something to read was closed by the server (a restart) or left dirty."""
-        if self.poller is None or self.polled is not sock:
-            self.poller, self.polled = select.poll(), sock
-            self.poller.register(sock, select.POLLIN)
+        if self.polled is not sock:
+            self.watch(sock)
         try:
             return bool(self.poller.poll(0))
         except OSError:
             return True
+
+    def watch(self, sock: Any) -> None:
+        self.poller, self.polled = select.poll(), sock
+        self.poller.register(sock, select.POLLIN)
 
     def close(self) -> None:
         self.conn.disconnect()
@@ -146,8 +182,9 @@ def reply_error(message: str) -> rx.RedisError:
 
 
 class RedisClient:
-    def __init__(self, url: str, block_for: float | None) -> None:
+    def __init__(self, url: str, block_for: float | None, busy_poll: float = 0.0) -> None:
         self.url = url
+        self.busy_poll = busy_poll
         self.server = server_of(url)
         self.block_for = block_for
         self.cluster = False
@@ -250,7 +287,7 @@ class RedisClient:
             self._pid, self._local, self._owned = os.getpid(), threading.local(), weakref.WeakSet()
         wire: Wire | None = getattr(self._local, "wire", None)
         if wire is None:
-            wire = self._local.wire = Wire(self.client().connection_pool.make_connection())
+            wire = self._local.wire = Wire(self.client().connection_pool.make_connection(), self.busy_poll)
             self._owned.add(wire)
         return wire
 

@@ -62,6 +62,7 @@ def test_connections_and_store_defaults(tmp_path: Path) -> None:
     pg = loaded.connection()
     assert (pg.retry_after, pg.queue, pg.table) == (30, "emails", "jobs")
     assert loaded.failed.url == pg.url  # stores live beside the default queue's database
+    assert loaded.connection("redis").busy_poll_us == 100
     assert loaded.declared == ("pg",)
 
 
@@ -79,6 +80,8 @@ def test_connections_and_store_defaults(tmp_path: Path) -> None:
         ('app = [1]\n', "qctl.toml: app: expected a list of module names"),
         ('key = "plain"\n', "qctl.toml: key: expected 'base64:…'"),
         ('[failed]\ndriver = "dynamo"\n', "qctl.toml: failed.driver: unknown driver 'dynamo'"),
+        ('[connections.r]\ndriver = "redis"\nurl = "redis://"\nbusy_poll_us = -1\n', "qctl.toml: connections.r.busy_poll_us: expected 0 to 10000 microseconds, got -1"),
+        ('[connections.r]\ndriver = "redis"\nurl = "redis://"\nbusy_poll_us = 0.5\n', "qctl.toml: connections.r.busy_poll_us: expected a whole number of microseconds (0 = off), got 0.5"),
         ("this is = not toml [", "qctl.toml: invalid TOML"),
     ],
 )
