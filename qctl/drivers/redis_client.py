@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import select
 import threading
 import time
@@ -55,6 +56,17 @@ READ_CHUNK = 65536
 SPIN_PAUSE_CAP = 1024
 """After a reply that outlasted the poll window, up to this many calls sleep on the socket without polling first."""
 CAN_SPIN = (os.cpu_count() or 1) > 1
+CROWDING_LOOK_EVERY = 256
+"""Polled calls between two looks at how often the thread lost its CPU to another runnable task."""
+CROWDED_SHARE = 8
+"""Crowded: more than one in this many polled calls saw the thread preempted. Then the CPU a poll
+holds is one another worker or Redis itself is waiting for, so polling stops for SPIN_PAUSE_CAP calls."""
+RUSAGE_WHO = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+
+def preemptions() -> int:
+    """Involuntary context switches of this thread (of the process where threads are not counted apart)."""
+    return resource.getrusage(RUSAGE_WHO).ru_nivcsw
 
 
 class Wire:
@@ -75,6 +87,8 @@ class Wire:
         self.spin = spin if CAN_SPIN else 0.0  # seconds to poll for a reply before sleeping on it
         self.spin_pause = 0  # calls left that go straight to sleep
         self.spin_misses = 0  # replies in a row that outlasted the spin
+        self.polled_calls = 0  # since the last look at preemptions
+        self.preempted = 0
 
     def call(self, *args: Any) -> Any:
         """One command, one reply; an error reply is raised as redis-py's exception."""
@@ -134,9 +148,15 @@ class Wire:
         well inside the window, so polling for them costs little more CPU than the wake-up it saves. When a
         reply does not (a far Redis, a busy one), the next calls skip the polling, twice as many after
         each further miss (up to SPIN_PAUSE_CAP), so a slow server costs a few polls, not a core.
+        A thread that keeps losing its CPU to other runnable tasks stops polling for SPIN_PAUSE_CAP
+        calls too: there the poll would hold a CPU that another worker, or Redis, is waiting for.
         """
         if self.spin_pause:
             self.spin_pause -= 1
+            return
+        self.polled_calls += 1
+        if self.polled_calls >= CROWDING_LOOK_EVERY and self.crowded():
+            self.spin_pause = SPIN_PAUSE_CAP
             return
         poll = self.poller.poll
         clock = time.perf_counter
@@ -147,6 +167,14 @@ class Wire:
                 self.spin_pause = min(SPIN_PAUSE_CAP, 1 << self.spin_misses)
                 return
         self.spin_misses = 0
+
+    def crowded(self) -> bool:
+        """Whether more than one in CROWDED_SHARE of the calls polled since the last look saw this
+        thread preempted (more runnable tasks than CPUs: other workers, Redis on the same host)."""
+        now = preemptions()
+        crowded = (now - self.preempted) * CROWDED_SHARE > self.polled_calls
+        self.preempted, self.polled_calls = now, 0
+        return crowded
 
     def reconnect(self) -> Any:
         self.close()

@@ -10,12 +10,20 @@ import pytest
 from redis import exceptions as rx
 
 from qctl.config import ConnectionConfig
+from qctl.drivers import redis_client
 from qctl.drivers.redis import RedisDriver
-from qctl.drivers.redis_client import CAN_SPIN, SPIN_PAUSE_CAP, RedisClient, Wire
+from qctl.drivers.redis_client import (
+    CAN_SPIN,
+    CROWDED_SHARE,
+    CROWDING_LOOK_EVERY,
+    SPIN_PAUSE_CAP,
+    RedisClient,
+    Wire,
+)
 from tests.support.services import REDIS_URL, require
 
-POLL = 100e-6
-LATE = "0.02"  # a BLPOP on an empty list answers after this many seconds: far past the poll window
+POLL = 0.005  # wide, so a quick reply lands inside it even on a loaded machine
+LATE = "0.05"  # a BLPOP on an empty list answers after this many seconds: far past the window
 
 
 @pytest.fixture
@@ -65,6 +73,21 @@ def test_the_pause_after_misses_in_a_row_is_capped(wire: Wire, empty_key: str) -
         pauses.append(wire.spin_pause)
     assert pauses[:3] == [2, 4, 8]
     assert pauses[-1] == SPIN_PAUSE_CAP and max(pauses) == SPIN_PAUSE_CAP
+
+
+@pytest.mark.parametrize("preempted, polls_after", [(CROWDING_LOOK_EVERY // CROWDED_SHARE + 1, False), (1, True)])
+def test_a_thread_that_keeps_losing_its_cpu_stops_polling(
+    wire: Wire, monkeypatch: pytest.MonkeyPatch, preempted: int, polls_after: bool
+) -> None:
+    assert wire.call("PING") == b"PONG"
+    wire.polled_calls = CROWDING_LOOK_EVERY - 1  # the next polled call takes a look
+    seen = wire.preempted
+    monkeypatch.setattr(redis_client, "preemptions", lambda: seen + preempted)
+    assert wire.call("PING") == b"PONG"
+    assert wire.polled_calls == 0 and wire.preempted == seen + preempted
+    assert (wire.spin_pause == 0) is polls_after
+    if not polls_after:
+        assert wire.spin_pause == SPIN_PAUSE_CAP
 
 
 def test_busy_poll_us_0_turns_the_poll_off(empty_key: str) -> None:
