@@ -35,6 +35,10 @@ from qctl.db.pinned import PinnedConnections
 from qctl.db.schema import jobs_table
 from qctl.errors import DriverError
 
+MB = 1024 * 1024
+STATEMENT_ROOM = 4096
+"""Bytes of an INSERT besides its payload: the SQL, the queue name, the other values."""
+
 
 @dataclass
 class DatabaseReservedJob:
@@ -74,6 +78,7 @@ class DatabaseDriver:
         self._statements: JobStatements | None = None
         self._statements_lock = threading.Lock()
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        self._max_packet: int | None = None
 
     # --- pushing (through the pool: producers are many short-lived threads) ----------
 
@@ -83,6 +88,7 @@ class DatabaseDriver:
     def bulk(self, items: Sequence[tuple[str, str, float]]) -> None:
         if not items:
             return
+        self._check_sizes(items)
         now = [{"q": queue, "p": payload, "a": 0} for payload, queue, delay in items if delay <= 0]
         later = [{"q": queue, "p": payload, "a": 0, "d": float(delay)} for payload, queue, delay in items if delay > 0]
         with self._connection("push") as conn:
@@ -90,6 +96,28 @@ class DatabaseDriver:
                 conn.execute(self._insert_statement(delayed=False), now)
             if later:
                 conn.execute(self._insert_statement(delayed=True), later)
+
+    def _check_sizes(self, items: Sequence[tuple[str, str, float]]) -> None:
+        """MariaDB/MySQL drop the connection on a statement over `max_allowed_packet`; say so before
+        sending, naming the limit, rather than report a lost connection after."""
+        if self.engine.dialect.name != "mysql":
+            return
+        limit = self._packet_limit()
+        largest = max(len(payload) for payload, _, _ in items)  # characters; a rough lower bound on bytes
+        if largest + STATEMENT_ROOM <= limit:
+            return
+        size = max(len(payload.encode("utf-8")) for payload, _, _ in items)
+        if size + STATEMENT_ROOM > limit:
+            raise DriverError(
+                f"database {redact(self._url)}: a job payload of {size / MB:.1f} MB is over the server's "
+                f"max_allowed_packet ({limit / MB:.1f} MB); raise max_allowed_packet or keep big data out of the job"
+            )
+
+    def _packet_limit(self) -> int:
+        if self._max_packet is None:
+            with self._connection("push") as conn:
+                self._max_packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
+        return self._max_packet
 
     def _insert_statement(self, delayed: bool) -> Any:
         now: ColumnElement[Any] = literal_column(unix_now_sql(self.engine))
