@@ -157,6 +157,27 @@ def test_encrypted_job_needs_a_key(runtime, tmp_path: Path) -> None:  # type: ig
         Secret("x", str(tmp_path / "x")).dispatch()
 
 
+def test_a_job_encrypted_under_another_key_is_failed_unread(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from qctl_testjobs.secret import Secret
+
+    from qctl.payload.signing import generate_key
+
+    setup = setup_factory("sqlite", key=generate_key())
+    runtime = runtime_factory(setup)
+    out = tmp_path / "card.txt"
+    with use(runtime):
+        Secret("4111-1111", str(out)).dispatch()
+    done = run_qctl(["work", "--stop-when-empty", "--sleep", "0.1", "--tries", "3"], setup.directory,
+                    env={"QCTL_KEY": generate_key()})  # the worker runs with a different key
+    assert done.returncode == 0, done.stderr
+    assert not out.exists()
+    [record] = runtime.failed_store.all()  # failed at once, not retried three times
+    assert "signed with another key" in record.exception
+    assert "4111" not in record.exception and b"4111" not in record.payload
+    assert "4111" not in done.stdout + done.stderr
+    assert runtime.connections.get().size("default") == 0
+
+
 def test_dispatch_without_config_uses_the_embedded_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
     import sys

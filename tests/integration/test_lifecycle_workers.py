@@ -24,6 +24,9 @@ def test_workers_lists_live_workers_and_forgets_dead_ones(setup_factory, runtime
     idle = spawn_qctl(["work", "--queue", "high,low", "--name", "idle-one", "--sleep", "0.2"], setup.directory, env=FAST_HEARTBEAT)
     wait_for(lambda: slow in started(ledger), 30, message="the slow job to start")
     wait_for(lambda: len(runtime.cache.items(keys.WORKER_PREFIX)) == 2, 20, message="two heartbeats")
+    # the busy worker's first beat may predate its job: wait for the one that says it is working
+    wait_for(lambda: {row["name"]: row["state"] for row in listed_workers(setup.directory)}.get("busy-one") == "working",
+             20, interval=0.2, message="a heartbeat of the busy worker at work")
 
     rows = {row["name"]: row for row in listed_workers(setup.directory)}
     assert set(rows) == {"busy-one", "idle-one"}
