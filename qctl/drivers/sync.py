@@ -16,7 +16,7 @@ class SyncDriver:
     def __init__(self, config: ConnectionConfig, runner: Callable[[str, str, bytes], None]) -> None:
         self.connection_name = config.name
         self.default_queue = config.queue
-        self.retry_after = None
+        self.retry_after: int | None = None  # a job runs inside push(): nothing is ever reserved
         self._runner = runner
 
     def push(self, payload: str, queue: str, delay: float = 0) -> None:
