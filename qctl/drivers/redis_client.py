@@ -345,14 +345,19 @@ class RedisClient:
             for index in pending:
                 script, keys, args = calls[index]
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
-            missing = []
+            missing, redirected = [], []
             for index, answer in zip(pending, pipe.execute(raise_on_error=False), strict=True):
                 if isinstance(answer, rx.NoScriptError):
                     missing.append(index)
+                elif isinstance(answer, rx.MovedError | rx.AskError):
+                    redirected.append(index)
                 elif isinstance(answer, Exception):
                     raise answer
                 else:
                     results[index] = answer
+            for index in redirected:  # a slot being resharded: that node ran nothing; the cluster client follows
+                script, keys, args = calls[index]
+                results[index] = self._run_on_cluster(script, keys, args)
             if not missing:
                 return
             for script in {calls[index][0] for index in missing}:

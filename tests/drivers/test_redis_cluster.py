@@ -14,7 +14,7 @@ from qctl.config import ConnectionConfig
 from qctl.drivers.redis import RedisDriver
 from qctl.drivers.redis_keys import queue_keys, slot_of
 from qctl.errors import DriverError
-from tests.support.redis_server import PrivateRedis
+from tests.support.redis_server import PrivateRedis, join_cluster, move_slot
 
 pytestmark = pytest.mark.slow
 
@@ -95,3 +95,43 @@ def test_expired_lease_is_reclaimed_on_the_cluster(driver: RedisDriver) -> None:
         fresh = driver.pop(["{default}"])
     assert fresh.reclaimed and fresh.attempts == 2
     assert stale.delete() is False and fresh.delete() is True
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[PrivateRedis]]:
+    base = Path(tmp_path_factory.mktemp("two-nodes"))
+    nodes = [PrivateRedis(base / name, cluster=True, slots=None) for name in ("a", "b")]
+    try:
+        for node in nodes:
+            node.start()
+        join_cluster(nodes, [(0, 8191), (8192, 16383)])
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_pushes_follow_a_queue_whose_slot_moved_to_another_node(two_nodes: list[PrivateRedis]) -> None:
+    """A resharding moves the queue's slot after the driver learned the map: the bulk pipeline
+    reaches the old owner, which answers MOVED and runs nothing; those pushes go to the new one.
+    Single calls (push, the worker's reserve) follow MOVED inside redis-py's cluster client."""
+    queue = "{default}"
+    driver = RedisDriver(ConnectionConfig("main", "redis", two_nodes[0].url, prefix=f"t{secrets.token_hex(3)}:"))
+    slot = queue_keys(driver.prefix, queue).slot
+    owner, other = two_nodes if slot <= 8191 else two_nodes[::-1]
+    try:
+        assert driver.size(queue) == 0  # connected: the slot map is cached
+        move_slot(slot, owner, other)
+        driver.bulk([(payload(n), queue, 0) for n in range(3)])
+        driver.push(payload(3), queue)
+        ready = other.client().lrange(f"{driver.prefix}queues:{queue}", 0, -1)
+        assert ready == [payload(n).encode() for n in range(4)]  # all on the new owner, in order
+        assert owner.client().dbsize() == 0
+        job = driver.pop([queue])
+        assert job is not None and job.raw == payload(0).encode() and job.delete()
+        move_slot(slot, other, owner)  # and back, keys and all: now the worker's reserve meets MOVED
+        job = driver.pop([queue])
+        assert job is not None and job.raw == payload(1).encode() and job.attempts == 1 and job.delete()
+        assert driver.size(queue) == 2 and other.client().dbsize() == 0
+    finally:
+        driver.close()

@@ -34,11 +34,15 @@ def require_redis_server() -> str:
 class PrivateRedis:
     """One redis-server on a free port with AOF `always` in `directory`; start/stop/restart at will."""
 
-    def __init__(self, directory: Path, port: int | None = None, cluster: bool = False) -> None:
+    def __init__(self, directory: Path, port: int | None = None, cluster: bool = False,
+                 slots: tuple[int, int] | None = (0, 16383)) -> None:
+        """`cluster` starts a cluster node that serves `slots` (first, last) alone; with `slots=None`
+        it starts with none, for the caller to join to other nodes (`join_cluster`)."""
         self.binary = require_redis_server()
         self.directory = directory
         self.port = port or free_port()
         self.cluster = cluster
+        self.slots = slots
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -63,7 +67,7 @@ class PrivateRedis:
             try:
                 client = redis.Redis(port=self.port, socket_connect_timeout=1)
                 client.ping()
-                if self.cluster:
+                if self.cluster and self.slots is not None:
                     self._assign_all_slots(client)
                 client.close()
                 return
@@ -75,7 +79,7 @@ class PrivateRedis:
         if client.execute_command("CLUSTER", "INFO").decode().find("cluster_state:ok") >= 0:
             return
         with contextlib.suppress(redis.ResponseError):  # already assigned on a restart
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", *(self.slots or (0, 16383)))
         deadline = time.monotonic() + 20
         while b"cluster_state:ok" not in client.execute_command("CLUSTER", "INFO"):
             if time.monotonic() > deadline:
@@ -97,3 +101,36 @@ class PrivateRedis:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_connect_timeout=2)
+
+
+def join_cluster(nodes: list[PrivateRedis], ranges: list[tuple[int, int]]) -> None:
+    """Give node i the slots ranges[i], introduce every node to the first, and wait until each
+    sees all of them and says cluster_state:ok."""
+    for node, (first, last) in zip(nodes, ranges, strict=True):
+        node.client().execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+    for node in nodes[1:]:
+        nodes[0].client().execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, node.bus_port)
+    deadline = time.monotonic() + 30
+    while True:
+        ready = [node.client() for node in nodes]
+        if all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+               and len(c.execute_command("CLUSTER", "NODES").decode().strip().splitlines()) == len(nodes)
+               for c in ready):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the private cluster did not come together")
+        time.sleep(0.1)
+
+
+def move_slot(slot: int, source: PrivateRedis, target: PrivateRedis) -> None:
+    """Hand a slot and its keys from `source` to `target` the way a resharding does, telling both
+    nodes (clients that cached the old owner get MOVED from it until they refresh)."""
+    source_id = source.client().execute_command("CLUSTER", "MYID").decode()
+    target_id = target.client().execute_command("CLUSTER", "MYID").decode()
+    target.client().execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+    source.client().execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+    keys = source.client().execute_command("CLUSTER", "GETKEYSINSLOT", slot, 10_000)
+    if keys:
+        source.client().execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *keys)
+    for node in (target, source):
+        node.client().execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
