@@ -26,6 +26,9 @@ from qctl.errors import DriverError
 
 BULK_CHUNK = 500
 MIN_BLOCK_SECONDS = 0.01  # Redis reads a BLPOP timeout under 1 ms as "forever"
+OTHER_SLOTS_SECONDS = 1.0
+"""On a cluster, how long a worker whose queues span several slots blocks on its first slot's
+wake-up lists before it looks at the other slots' queues again."""
 
 
 def new_token() -> str:
@@ -180,9 +183,12 @@ class RedisDriver:
         if seconds < 0:
             return True  # something falls due now: the worker's next pop takes it
         try:
-            # a cluster can only block on keys of one slot: the highest-priority group's
-            first = self._groups(queues)[0]
-            self.redis.blpop([keys.notify for keys in first.queues], seconds)
+            # a cluster can only block on keys of one slot: the highest-priority group's, for at
+            # most OTHER_SLOTS_SECONDS when other slots hold some of the queues
+            groups = self._groups(queues)
+            if len(groups) > 1:
+                seconds = min(seconds, OTHER_SLOTS_SECONDS) if seconds else OTHER_SLOTS_SECONDS
+            self.redis.blpop([keys.notify for keys in groups[0].queues], seconds)
         except DriverError:
             return False  # the worker sleeps, then its next pop reports the outage and backs off
         return True

@@ -88,7 +88,7 @@ class Wire:
         self.spin_pause = 0  # calls left that go straight to sleep
         self.spin_misses = 0  # replies in a row that outlasted the spin
         self.polled_calls = 0  # since the last look at preemptions
-        self.preempted = 0
+        self.preempted = preemptions() if self.spin else 0  # not counting those of the start-up
 
     def call(self, *args: Any) -> Any:
         """One command, one reply; an error reply is raised as redis-py's exception."""

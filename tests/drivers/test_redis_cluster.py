@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 import redis
 
 from qctl.config import ConnectionConfig
-from qctl.drivers.redis import RedisDriver
+from qctl.drivers.redis import OTHER_SLOTS_SECONDS, RedisDriver
 from qctl.drivers.redis_keys import queue_keys, slot_of
 from qctl.errors import DriverError
 from tests.support.redis_server import PrivateRedis, join_cluster, move_slot
@@ -135,3 +137,24 @@ def test_pushes_follow_a_queue_whose_slot_moved_to_another_node(two_nodes: list[
         assert driver.size(queue) == 2 and other.client().dbsize() == 0
     finally:
         driver.close()
+
+
+def test_a_worker_across_slots_notices_a_job_on_another_slot_within_a_second(cluster: PrivateRedis) -> None:
+    """BLPOP cannot span slots: the wait on the first slot's lists is cut to OTHER_SLOTS_SECONDS."""
+    prefix = f"t{secrets.token_hex(3)}:"
+    driver = RedisDriver(ConnectionConfig("main", "redis", cluster.url, prefix=prefix, block_for=30))
+    pusher = RedisDriver(ConnectionConfig("main", "redis", cluster.url, prefix=prefix))
+    queues = ["{high}", "{low}"]
+    try:
+        assert driver.pop(queues) is None
+        threading.Timer(0.2, lambda: pusher.push(payload(1), "{low}")).start()
+        started = time.monotonic()
+        job = None
+        while job is None and time.monotonic() - started < 10:
+            assert driver.wait_for_job(queues) is True
+            job = driver.pop(queues)
+        assert job is not None and job.queue == "{low}" and job.delete()
+        assert time.monotonic() - started < OTHER_SLOTS_SECONDS + 3  # not block_for's 30 s
+    finally:
+        driver.close()
+        pusher.close()
