@@ -132,16 +132,22 @@ def test_sync_and_null_connections(runtime, tmp_path: Path) -> None:  # type: ig
     assert out.read_text() == "via sync"
 
 
-def test_encrypted_job_hides_its_data_and_runs(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def dispatch_card_number(setup_factory, runtime_factory, out: Path):  # type: ignore[no-untyped-def]
+    """A SQLite setup with an app key, and one encrypted job queued that writes 4111-1111 to `out`."""
     from qctl_testjobs.secret import Secret
 
     from qctl.payload.signing import generate_key
 
     setup = setup_factory("sqlite", key=generate_key())
     runtime = runtime_factory(setup)
-    out = tmp_path / "card.txt"
     with use(runtime):
         Secret("4111-1111", str(out)).dispatch()
+    return setup, runtime
+
+
+def test_encrypted_job_hides_its_data_and_runs(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "card.txt"
+    setup, runtime = dispatch_card_number(setup_factory, runtime_factory, out)
     job = runtime.connections.get().pop(["default"])
     assert job is not None and b"4111" not in job.raw
     assert job.release(0)  # that reservation counted as an attempt
@@ -158,15 +164,10 @@ def test_encrypted_job_needs_a_key(runtime, tmp_path: Path) -> None:  # type: ig
 
 
 def test_a_job_encrypted_under_another_key_is_failed_unread(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from qctl_testjobs.secret import Secret
-
     from qctl.payload.signing import generate_key
 
-    setup = setup_factory("sqlite", key=generate_key())
-    runtime = runtime_factory(setup)
     out = tmp_path / "card.txt"
-    with use(runtime):
-        Secret("4111-1111", str(out)).dispatch()
+    setup, runtime = dispatch_card_number(setup_factory, runtime_factory, out)
     done = run_qctl(["work", "--stop-when-empty", "--sleep", "0.1", "--tries", "3"], setup.directory,
                     env={"QCTL_KEY": generate_key()})  # the worker runs with a different key
     assert done.returncode == 0, done.stderr
