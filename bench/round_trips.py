@@ -6,7 +6,9 @@ pipelined messages count once. SQLite has no wire, so it counts the statements t
 sqlite3 module runs (BEGIN and COMMIT included) through its trace callback.
 
 Warm-up jobs run first (connections opened, statements prepared), then each of
-`--jobs` jobs is reserved and deleted and the counts are split by operation.
+`--jobs` jobs is reserved and deleted and the counts are split by operation; then
+`--jobs` more go the way a busy worker takes them, each delete riding with the next
+reserve (`pop_after`).
 
     python bench/round_trips.py [--jobs 200] [--only sqlite,postgresql,mariadb]
 """
@@ -105,7 +107,7 @@ def measure(kind: str, url: str, jobs: int) -> None:
         url, counter = through_proxy(url)
     driver = DatabaseDriver(ConnectionConfig("rt", "database", url, table=table))
     try:
-        driver.bulk([(f'{{"n":{n}}}', "default", 0.0) for n in range(jobs + WARM_UP)])
+        driver.bulk([(f'{{"n":{n}}}', "default", 0.0) for n in range(2 * jobs + WARM_UP + 1)])
         for _ in range(WARM_UP):
             job = driver.pop(["default"])
             assert job is not None and job.delete()
@@ -117,12 +119,21 @@ def measure(kind: str, url: str, jobs: int) -> None:
             assert job is not None and job.delete()
             reserve += middle - before
             delete += counter.count() - middle
+        folded = 0
+        held = driver.pop(["default"])  # a busy worker: each reserve also deletes the job before
+        for _ in range(jobs):
+            before = counter.count()
+            held = driver.pop_after(held, ["default"])
+            folded += counter.count() - before
+            assert held is not None
+        assert held.delete()
         before = counter.count()
         assert driver.pop(["default"]) is None
         empty = counter.count() - before
         unit = "statements" if kind == "sqlite" else "round trips"
         print(f"{kind:11} {unit:11} per job: reserve {reserve / jobs:.2f}, delete {delete / jobs:.2f}, "
-              f"total {(reserve + delete) / jobs:.2f}; empty poll {empty}")
+              f"total {(reserve + delete) / jobs:.2f}; busy worker (delete with the next reserve) "
+              f"{folded / jobs:.2f}; empty poll {empty}")
     finally:
         if kind != "sqlite":
             with get_engine(url).begin() as conn:

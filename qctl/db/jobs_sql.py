@@ -37,6 +37,8 @@ from qctl.db.engines import supports_skip_locked, unix_after, unix_now_sql
 class JobStatements:
     reserve_in_one_statement: CompiledStatement | None
     """PostgreSQL: (queue) → (id, payload, attempts, previous reserved_at) of the job it reserved."""
+    delete_then_reserve: CompiledStatement | None
+    """PostgreSQL: (did, da, q) → deletes the held job (did, da), then reserves as above, in one statement."""
     next_available: CompiledStatement
     """(queue) → (id, payload, attempts, reserved_at) of the oldest available job, locked if possible."""
     mark_reserved: CompiledStatement
@@ -69,6 +71,10 @@ def build_job_statements(engine: Engine, table: Table, retry_after: int | None) 
         reserve_in_one_statement=(
             compiled(_reserve_in_one_statement(table, available, now)) if dialect.name == "postgresql" else None
         ),
+        delete_then_reserve=(
+            compiled(_reserve_in_one_statement(table, available, now, after_delete=True))
+            if dialect.name == "postgresql" else None
+        ),
         next_available=compiled(next_available),
         mark_reserved=compiled(
             update(table).where(table.c.id == bindparam("id")).values(reserved_at=now, attempts=table.c.attempts + 1)
@@ -100,12 +106,23 @@ def _available_in_queue(table: Table, retry_after: int | None, now: Any) -> Colu
     return and_(table.c.queue == bindparam("q"), available)
 
 
-def _reserve_in_one_statement(table: Table, available: ColumnElement[bool], now: Any) -> Any:
-    candidate = select(table.c.id, table.c.reserved_at).where(available).order_by(table.c.id).limit(1)
-    picked = candidate.with_for_update(skip_locked=True).cte("picked")
-    return (
+def _reserve_in_one_statement(table: Table, available: ColumnElement[bool], now: Any, after_delete: bool = False) -> Any:
+    """With `after_delete`, a data-modifying CTE also deletes the held job (did, da), fenced like
+    `delete_held`. Both parts see one snapshot, so the candidate search leaves that row out (a
+    lapsed lease could make it look available)."""
+    candidate = select(table.c.id, table.c.reserved_at).where(available)
+    if after_delete:
+        candidate = candidate.where(table.c.id != bindparam("did"))
+    picked = candidate.order_by(table.c.id).limit(1).with_for_update(skip_locked=True).cte("picked")
+    statement = (
         update(table)
         .where(table.c.id == picked.c.id)
         .values(reserved_at=now, attempts=table.c.attempts + 1)
         .returning(table.c.id, table.c.payload, table.c.attempts, picked.c.reserved_at)
     )
+    if after_delete:
+        gone = delete(table).where(
+            table.c.id == bindparam("did"), table.c.attempts == bindparam("da"), table.c.reserved_at.is_not(None)
+        )
+        statement = statement.add_cte(gone.cte("gone"))
+    return statement

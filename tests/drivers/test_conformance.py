@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import cast
 
 import pytest
 
-from qctl.drivers.base import Driver, ReservedJob
+from qctl.drivers.base import Driver, FoldingDriver, ReservedJob
 from tests.support.processes import wait_for
 
 KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
@@ -139,21 +140,24 @@ def test_payload_bytes_survive_releases_unchanged(driver: Driver) -> None:
         assert job.release(0)
 
 
-def test_expired_reservation_is_reclaimed(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
-    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=1)
+def one_reserved(setup_factory, runtime_factory, kind: str, retry_after: int) -> tuple[Driver, ReservedJob]:  # type: ignore[no-untyped-def]
+    """A driver whose leases last `retry_after` seconds, and the one job it just reserved."""
+    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=retry_after)
     driver.push(payload(1), "default")
-    first = driver.pop(["default"])
-    assert first is not None
+    job = driver.pop(["default"])
+    assert job is not None
+    return driver, job
+
+
+def test_expired_reservation_is_reclaimed(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    driver, first = one_reserved(setup_factory, runtime_factory, kind, 1)
     second = pop_within(driver, ["default"], 6)
     assert number(second) == 1
     assert second.attempts == 2 and second.reclaimed
 
 
 def test_stale_holder_cannot_delete_or_release(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
-    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=1)
-    driver.push(payload(1), "default")
-    stale = driver.pop(["default"])
-    assert stale is not None
+    driver, stale = one_reserved(setup_factory, runtime_factory, kind, 1)
     current = pop_within(driver, ["default"], 6)
     assert stale.delete() is False
     assert stale.release(0) is False
@@ -165,13 +169,41 @@ def test_stale_holder_cannot_delete_or_release(setup_factory, runtime_factory, k
 
 
 def test_renewed_lease_is_not_handed_out(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
-    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=2)
-    driver.push(payload(1), "default")
-    job = driver.pop(["default"])
-    assert job is not None
+    driver, job = one_reserved(setup_factory, runtime_factory, kind, 2)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         time.sleep(0.5)
         assert job.renew() is True
         assert driver.pop(["default"]) is None
     assert job.delete() is True
+
+
+def folding(driver: Driver) -> FoldingDriver:
+    assert hasattr(driver, "pop_after"), f"{type(driver).__name__} cannot delete a finished job with its next reserve"
+    return cast(FoldingDriver, driver)
+
+
+def test_pop_after_deletes_the_finished_job_with_the_next_reserve(driver: Driver) -> None:
+    driver.bulk([(payload(1), "default", 0), (payload(2), "default", 0)])
+    first = driver.pop(["default"])
+    second = folding(driver).pop_after(first, ["low", "default"])
+    assert number(first) == 1 and number(second) == 2
+    assert driver.size("default") == 1  # only the second, still reserved
+    assert folding(driver).pop_after(second, ["default"]) is None  # nothing left to reserve: deleted all the same
+    assert driver.size("default") == 0
+
+
+def test_pop_after_never_hands_back_the_job_it_deletes(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """The finished job's lease has lapsed, so it looks available; nobody took it, so its delete holds."""
+    driver, finished = one_reserved(setup_factory, runtime_factory, kind, 1)
+    time.sleep(2.1)
+    assert folding(driver).pop_after(finished, ["default"]) is None
+    assert driver.size("default") == 0
+
+
+def test_pop_after_leaves_a_job_another_worker_took_over(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    driver, stale = one_reserved(setup_factory, runtime_factory, kind, 1)
+    current = pop_within(driver, ["default"], 6)  # reclaimed after the lease lapsed
+    assert folding(driver).pop_after(stale, ["default"]) is None
+    assert driver.size("default") == 1  # the stale delete matched nothing
+    assert current.delete() is True

@@ -52,13 +52,14 @@ def test_dispatched_jobs_run_once_and_leave_the_queue(setup_factory, runtime_fac
 
 
 def test_four_worker_processes_run_each_job_exactly_once(setup_factory, runtime_factory, kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from qctl_testjobs import Ok
+    from qctl_testjobs import Sleep
 
     setup = setup_factory(kind)
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
     with use(runtime):
-        ids = {Ok(n, str(ledger)).dispatch() for n in range(400)}
+        # 5 ms each: no-op jobs are drained by whichever worker starts first before the others are up
+        ids = {Sleep(0.005, str(ledger)).dispatch() for _ in range(400)}
     workers = [spawn_qctl(["work", "--stop-when-empty", *FAST], setup.directory, name=f"w{i}") for i in range(4)]
     statuses = [w.wait(timeout=180) for w in workers]
     assert statuses == [0, 0, 0, 0], [w.stderr() for w in workers]
