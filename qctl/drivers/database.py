@@ -155,10 +155,10 @@ class DatabaseDriver:
 
     @staticmethod
     def _reserve(cursor: Any, sql: JobStatements, queue: str, held: DatabaseReservedJob | None) -> tuple[Any, ...] | None:
-        if sql.reserve_in_one_statement is not None and sql.delete_then_reserve is not None:
-            if held is None:
-                return _fetch_one(cursor, sql.reserve_in_one_statement, {"q": queue})
+        if held is not None and sql.delete_then_reserve is not None:
             return _fetch_one(cursor, sql.delete_then_reserve, {"q": queue, "did": held.id, "da": held.attempts})
+        if sql.reserve_in_one_statement is not None:
+            return _fetch_one(cursor, sql.reserve_in_one_statement, {"q": queue})
         with _transaction(cursor, sql.begin):
             if held is not None:
                 _execute(cursor, sql.delete_held, {"id": held.id, "a": held.attempts})

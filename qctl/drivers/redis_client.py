@@ -200,6 +200,12 @@ class Wire:
         self.conn.disconnect()
 
 
+def load_and_run(wire: Wire, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
+    """After NOSCRIPT (a restarted or flushed server; nothing ran): load the script and run it again."""
+    wire.call("SCRIPT", "LOAD", script.source)
+    return wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
 def reply_error(message: str) -> rx.RedisError:
     """redis-py's exception for an error reply, for the cases qctl tells apart."""
     if message.startswith("NOSCRIPT"):
@@ -295,9 +301,8 @@ class RedisClient:
             wire = self._wire()
             try:
                 return wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
-            except rx.NoScriptError:  # a restarted or flushed server: load it again, nothing ran
-                wire.call("SCRIPT", "LOAD", script.source)
-                return wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            except rx.NoScriptError:
+                return load_and_run(wire, script, keys, args)
         except rx.RedisError as exc:
             raise self.driver_error(script.name, exc) from exc
 
@@ -386,9 +391,8 @@ class RedisClient:
             ))
             if isinstance(woken, rx.RedisError):
                 raise woken
-            if isinstance(result, rx.NoScriptError):  # a restarted or flushed server: nothing ran
-                wire.call("SCRIPT", "LOAD", script.source)
-                return wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            if isinstance(result, rx.NoScriptError):
+                return load_and_run(wire, script, keys, args)
             if isinstance(result, rx.RedisError):
                 raise result
             return result
