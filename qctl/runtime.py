@@ -8,18 +8,15 @@ first use); `use()` swaps one in for a block, which is how tests and the CLI's
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qctl import config as config_module
 from qctl.bus.dispatcher import Dispatcher
+from qctl.bus.hooks import CompositeHooks
 from qctl.cache.base import CacheStore
 from qctl.clock import SYSTEM_CLOCK
 from qctl.config import Config
@@ -33,10 +30,9 @@ from qctl.payload.signing import Signer
 from qctl.worker.controls import CacheControls
 from qctl.worker.counters import CacheJobCounters
 from qctl.worker.failing import FailureRules
-from qctl.worker.heartbeat import HEARTBEAT_SECONDS, CacheHeartbeat, WorkerIdentity
+from qctl.worker.heartbeat import CacheHeartbeat, WorkerIdentity, heartbeat_seconds
 from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
-from qctl.worker.timeout import no_timeout
 from qctl.worker.worker import Worker
 
 if TYPE_CHECKING:
@@ -101,10 +97,15 @@ class Runtime:
             events=self.events,
             options=options,
             rules=self.failure_rules(driver.connection_name, options),
+            hooks=self.hooks(),
         )
         queues = options.queues or (driver.default_queue,)
         return Worker(driver, runner, options, self.events, controls=CacheControls(self.cache),
                       heartbeat=self.heartbeat(options.name, driver.connection_name, queues))
+
+    def hooks(self) -> CompositeHooks:
+        """The after-duties every runner calls when a job settles (chains, batches, …)."""
+        return CompositeHooks()
 
     def heartbeat(self, name: str, connection: str, queues: tuple[str, ...]) -> CacheHeartbeat:
         identity = WorkerIdentity.of_this_process(name, connection, queues)
@@ -134,61 +135,22 @@ class Runtime:
         )
 
     def run_in_process(self, connection_name: str, queue: str, raw: bytes) -> None:
-        """The sync driver and dispatch_sync: run a payload built in this process, now.
+        """The sync driver and dispatch_sync: run a payload built in this process, now (see worker.inline)."""
+        from qctl.worker.inline import inline_runner, run_inline
 
-        Like Laravel's sync queue, an exception fails the job at once (recorded in
-        the failed store, `failed()` called) and is raised to the caller.
-        """
-        options = WorkerOptions(tries=1, timeout=0)
-        runner = JobRunner(
+        runner = inline_runner(
             connection_name,
             signer=self.signer,
             resolver=self.resolver(trusted=True),
             failed_store=self.failed_store,
             events=self.events,
-            options=options,
-            rules=_FailAtOnce(options),
-            timeout_guard=no_timeout,  # the timeout ends the process: never the caller's
+            hooks=self.hooks(),
         )
-        running = runner.process(_InProcessJob(connection_name, queue, raw))
-        if running.exception is not None:
-            raise running.exception
+        run_inline(runner, queue, raw)
 
     def close(self) -> None:
         if "connections" in self.__dict__:
             self.connections.close()
-
-
-class _FailAtOnce(FailureRules):
-    def __init__(self, options: WorkerOptions) -> None:
-        super().__init__(options, SYSTEM_CLOCK)
-
-    def reason_to_fail_after(self, running: object, exc: BaseException) -> str | None:
-        return "sync jobs are not retried"
-
-
-@dataclass
-class _InProcessJob:
-    """A ReservedJob for a payload that never left this process: nothing to delete or release."""
-
-    connection_name: str
-    queue: str
-    raw: bytes
-    attempts: int = 1
-    reclaimed: bool = False
-
-    @property
-    def key(self) -> str:
-        return "sync"
-
-    def delete(self) -> bool:
-        return True
-
-    def release(self, delay: float) -> bool:
-        return True
-
-    def renew(self) -> bool:
-        return True
 
 
 # --- the process's runtime ---------------------------------------------------------------
@@ -224,19 +186,3 @@ def set_current(runtime: Runtime) -> None:
     global _current
     with _lock:
         _current = runtime
-
-
-def heartbeat_seconds() -> float:
-    """Seconds between worker heartbeats; QCTL_HEARTBEAT_SECONDS tunes it (tests use 1)."""
-    text = os.environ.get("QCTL_HEARTBEAT_SECONDS", "")
-    try:
-        return max(0.2, float(text)) if text else HEARTBEAT_SECONDS
-    except ValueError:
-        raise ConfigError(f"QCTL_HEARTBEAT_SECONDS: expected a number of seconds, got {text!r}") from None
-
-
-def put_cwd_on_path(cwd: Path | None = None) -> None:
-    """Every qctl command imports `app` modules that live beside qctl.toml without extra setup."""
-    path = str(cwd or Path.cwd())
-    if path not in sys.path[:1]:
-        sys.path.insert(0, path)

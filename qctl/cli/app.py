@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import traceback
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +13,6 @@ from qctl.__about__ import __version__
 from qctl.cli import control, demo, failed, inspect, listen, make, output, supervisor, work, workers
 from qctl.cli.context import CliContext
 from qctl.errors import QctlError
-from qctl.runtime import put_cwd_on_path
 
 app = typer.Typer(
     name="qctl",
@@ -36,6 +37,13 @@ def root(
 ) -> None:
     put_cwd_on_path()
     ctx.obj = CliContext(config_path=config)
+
+
+def put_cwd_on_path(cwd: Path | None = None) -> None:
+    """Every qctl command imports `app` modules that live beside qctl.toml without extra setup."""
+    path = str(cwd or Path.cwd())
+    if path not in sys.path[:1]:
+        sys.path.insert(0, path)
 
 
 WORK = "Workers"

@@ -1,33 +1,31 @@
-"""The attempt rules: when a job has run out of tries, how long to back off, and failing it.
+"""The attempt rules: when a job has run out of tries, and how long to back off.
 
 Two checks, as in Laravel. Before a job runs: has its retry deadline passed, was
 it reserved more times than it may be tried, or did its workers die under it
 more than `max_stalls` times? After it raised (or timed out): is this the last
 allowed attempt or the last allowed exception?
+
+The checks are pure: they read the counts they are given. Counting is a separate,
+explicitly named step (`count_stall`, `count_exception`) the runner takes once per
+reservation or exception, so asking "would this fail?" never counts twice.
 """
 
 from __future__ import annotations
 
-import logging
 import traceback
 from typing import TYPE_CHECKING
 
 from qctl.clock import Clock
 from qctl.errors import PayloadError
-from qctl.events import EventBus, JobFailed
-from qctl.jobs.resolve import Resolver
 from qctl.payload.envelope import Envelope
-from qctl.payload.signing import Signer
 from qctl.worker.counters import JobCounters
-from qctl.worker.instantiate import instantiate
 from qctl.worker.options import WorkerOptions
 
 if TYPE_CHECKING:
     from qctl.worker.runner import RunningJob
 
-log = logging.getLogger("qctl.worker")
-
 DEFAULT_MAX_STALLS = 3
+SYNC_REASON = "sync jobs are not retried"
 
 
 def too_many_attempts(name: str, detail: str) -> str:
@@ -44,17 +42,42 @@ def describe_exception(exc: BaseException) -> str:
 
 
 class FailureRules:
+    """`fail_at_once` is the sync path's policy: the first exception fails the job."""
+
     def __init__(
         self,
         options: WorkerOptions,
         clock: Clock,
         counters: JobCounters | None = None,
         max_stalls: int = DEFAULT_MAX_STALLS,
+        fail_at_once: bool = False,
     ) -> None:
         self.options = options
         self.clock = clock
         self.counters = counters
         self.max_stalls = max_stalls
+        self.fail_at_once = fail_at_once
+
+    # --- counting (writes to the shared cache) ----------------------------------------
+
+    def count_stall(self, running: RunningJob) -> int | None:
+        """One more worker died holding this job (counted on every reclaim); the new total."""
+        if self.counters is None or running.envelope is None or not running.reserved.reclaimed:
+            return None
+        return self.counters.add_stall(running.envelope.uuid)
+
+    def count_exception(self, running: RunningJob) -> int | None:
+        """One more exception for a job with `max_exceptions`; the new total."""
+        envelope = running.envelope
+        if self.counters is None or envelope is None or not envelope.max_exceptions:
+            return None
+        return self.counters.add_exception(envelope.uuid)
+
+    def forget_counts(self, running: RunningJob) -> None:
+        if self.counters is not None and running.envelope is not None:
+            self.counters.forget(running.envelope.uuid)
+
+    # --- the checks (pure) ------------------------------------------------------------
 
     def max_tries(self, running: RunningJob) -> int:
         """The job's own `tries` beats the worker's `--tries`; 0 means unlimited."""
@@ -63,7 +86,7 @@ class FailureRules:
             return envelope.max_tries
         return self.options.tries
 
-    def reason_to_fail_before_running(self, running: RunningJob) -> str | None:
+    def reason_to_fail_before_running(self, running: RunningJob, stalls: int | None = None) -> str | None:
         """A deadline that passed, more reservations than tries, or too many dead workers."""
         envelope = running.envelope
         assert envelope is not None
@@ -74,23 +97,20 @@ class FailureRules:
             max_tries = self.max_tries(running)
             if max_tries > 0 and running.attempts() > max_tries:
                 return too_many_attempts(envelope.display_name, f"reserved {running.attempts()} times, tries = {max_tries}")
-        if running.reserved.reclaimed:
-            return self.reason_if_stalled_too_often(envelope)
-        return None
+        return self.reason_if_stalled_too_often(envelope, stalls)
 
-    def reason_if_stalled_too_often(self, envelope: Envelope) -> str | None:
-        """Counted on every reclaim; with tries = 0 this is what stops a job that kills its workers."""
-        if self.counters is None:
-            return None
-        stalls = self.counters.add_stall(envelope.uuid)
+    def reason_if_stalled_too_often(self, envelope: Envelope, stalls: int | None) -> str | None:
+        """With tries = 0 this is what stops a job that kills its workers."""
         if stalls is None or self.max_stalls <= 0 or stalls <= self.max_stalls:
             return None
         return too_many_attempts(
             envelope.display_name, f"its worker stopped while running it {stalls} times, max_stalls = {self.max_stalls}"
         )
 
-    def reason_to_fail_after(self, running: RunningJob, exc: BaseException) -> str | None:
+    def reason_to_fail_after(self, running: RunningJob, exc: BaseException, exceptions: int | None = None) -> str | None:
         """After an exception or a timeout: was this the last attempt, or the last allowed exception?"""
+        if self.fail_at_once:
+            return SYNC_REASON
         envelope = running.envelope
         if envelope is None:
             return "unreadable payload"
@@ -101,39 +121,14 @@ class FailureRules:
             max_tries = self.max_tries(running)
             if max_tries > 0 and running.attempts() >= max_tries:
                 return too_many_attempts(envelope.display_name, f"attempt {running.attempts()} of {max_tries} failed")
-        return self.reason_if_too_many_exceptions(envelope)
+        return self.reason_if_too_many_exceptions(envelope, exceptions)
 
-    def reason_if_too_many_exceptions(self, envelope: Envelope) -> str | None:
-        if not envelope.max_exceptions or self.counters is None:
-            return None
-        thrown = self.counters.add_exception(envelope.uuid)
-        if thrown is None or thrown < envelope.max_exceptions:
+    @staticmethod
+    def reason_if_too_many_exceptions(envelope: Envelope, thrown: int | None) -> str | None:
+        if not envelope.max_exceptions or thrown is None or thrown < envelope.max_exceptions:
             return None
         return f"{envelope.display_name} has thrown {thrown} exceptions (max_exceptions = {envelope.max_exceptions})"
 
     def backoff(self, running: RunningJob) -> int:
         job_backoff = running.envelope.backoff_seconds() if running.envelope else None
         return self.options.backoff_for(running.attempts(), job_backoff)
-
-    def forget_counters(self, running: RunningJob) -> None:
-        if self.counters is not None and running.envelope is not None:
-            self.counters.forget(running.envelope.uuid)
-
-    @staticmethod
-    def call_failed_hook(running: RunningJob, exc: BaseException, resolver: Resolver, signer: Signer | None) -> None:
-        """`failed(exc)` on a fresh instance; a hook that raises is logged, the failure stays recorded.
-
-        The instance sees the settled job (job_id, attempts); release/fail/delete are no-ops by then.
-        """
-        if running.envelope is None or isinstance(exc, PayloadError):
-            return
-        try:
-            fresh = instantiate(running.envelope, resolver, signer)
-            fresh._qctl_ctx = running
-            fresh.failed(exc)
-        except Exception:
-            log.exception("the failed() hook of %s raised", running.display_name)
-
-    @staticmethod
-    def announce_failure(events: EventBus, connection_name: str, running: RunningJob, exc: BaseException) -> None:
-        events.dispatch(JobFailed(connection_name, running, exc))

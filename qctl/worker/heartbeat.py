@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from qctl.cache import keys
 from qctl.cache.base import CacheStore
 from qctl.clock import SYSTEM_CLOCK, Clock
-from qctl.errors import QctlError
+from qctl.errors import ConfigError, QctlError
 
 log = logging.getLogger("qctl.worker")
 
@@ -180,3 +180,12 @@ class CacheHeartbeat:
             self.cache.forget(self.identity.key)
         except QctlError as exc:
             log.warning("heartbeat not withdrawn (it expires by itself): %s", exc)
+
+
+def heartbeat_seconds() -> float:
+    """Seconds between worker heartbeats; QCTL_HEARTBEAT_SECONDS tunes it (tests use 1)."""
+    text = os.environ.get("QCTL_HEARTBEAT_SECONDS", "")
+    try:
+        return max(0.2, float(text)) if text else HEARTBEAT_SECONDS
+    except ValueError:
+        raise ConfigError(f"QCTL_HEARTBEAT_SECONDS: expected a number of seconds, got {text!r}") from None

@@ -4,6 +4,8 @@ Settling follows Laravel's rules with qctl's ordering fixes: a job is deleted
 only after it finished, was released, or its failure was recorded; a payload
 that is not a runnable qctl job fails on its first reservation (no retry loop);
 and when the failed store is down the job stays queued instead of being lost.
+Every after-duty (chains, batches, unique locks, metrics) hangs on the settle hooks
+(`qctl.bus.hooks`), called at fixed moments; the failure path is `qctl.worker.settle`.
 """
 
 from __future__ import annotations
@@ -14,15 +16,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from qctl.bus.hooks import CompositeHooks, JobHooks
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.crashpoints import crash_point
 from qctl.drivers.base import ReservedJob
-from qctl.errors import (
-    JobTimedOutError,
-    MaxAttemptsExceededError,
-    PayloadError,
-    StoreUnavailableError,
-)
+from qctl.errors import JobTimedOutError, MaxAttemptsExceededError, PayloadError
 from qctl.events import (
     EventBus,
     JobExceptionOccurred,
@@ -38,13 +36,14 @@ from qctl.jobs.resolve import Resolver
 from qctl.middleware.pipeline import compose
 from qctl.payload.envelope import Envelope, parse, uuid_of
 from qctl.payload.signing import Signer
-from qctl.worker.failing import FailureRules, describe_exception
+from qctl.worker.failing import FailureRules
 from qctl.worker.instantiate import instantiate
 from qctl.worker.options import WorkerOptions
+from qctl.worker.settle import STORE_DOWN_RETRY_SECONDS, JobFailer
 from qctl.worker.timeout import TimeoutGuard, job_timeout
 
 log = logging.getLogger("qctl.worker")
-STORE_DOWN_RETRY_SECONDS = 5
+__all__ = ["STORE_DOWN_RETRY_SECONDS", "JobRunner", "RunningJob"]
 
 
 @dataclass(slots=True)
@@ -113,6 +112,7 @@ class RunningJob:
             self.reserved.release(seconds)
             self.released = True
             crash_point("after_release")
+            self.runner.hooks.after_release(self)
 
     def delete(self) -> None:
         if not self.deleted:
@@ -136,6 +136,7 @@ class JobRunner:
         rules: FailureRules | None = None,
         clock: Clock = SYSTEM_CLOCK,
         timeout_guard: TimeoutGuard = job_timeout,
+        hooks: JobHooks | None = None,
     ) -> None:
         self.connection_name = connection_name
         self.signer = signer
@@ -146,6 +147,10 @@ class JobRunner:
         self.clock = clock
         self.rules = rules or FailureRules(options, clock)
         self.timeout_guard = timeout_guard
+        self.hooks = hooks if hooks is not None else CompositeHooks()
+        self.failer = JobFailer(
+            connection_name, failed_store, self.rules, resolver, signer, events, self.hooks, self.notice
+        )
 
     def process(self, reserved: ReservedJob, defer_delete: bool = False) -> RunningJob:
         """Run one reserved job to a settled state (deleted, released or failed).
@@ -164,7 +169,10 @@ class JobRunner:
             with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running)):
                 job = self.instantiate_or_fail(running)
                 if job is not None:
+                    self.hooks.before_handle(running, job)
                     self.call(job)
+                    if not (running.released or running.failed):
+                        self.hooks.after_success(running, job)
         except Exception as exc:
             self.handle_exception(running, exc)
         else:
@@ -185,7 +193,7 @@ class JobRunner:
         except PayloadError as exc:
             self.fail(running, exc)
             return False
-        reason = self.rules.reason_to_fail_before_running(running)
+        reason = self.rules.reason_to_fail_before_running(running, self.rules.count_stall(running))
         if reason is not None:
             self.fail(running, MaxAttemptsExceededError(reason))
             return False
@@ -219,7 +227,7 @@ class JobRunner:
         running.exception = exc
         if running.is_settled():  # it released or deleted itself before running over: nothing to do
             return
-        if running.envelope.fail_on_timeout or self.rules.reason_to_fail_after(running, exc) is not None:
+        if running.envelope.fail_on_timeout or self.reason_to_fail_after(running, exc) is not None:
             self.fail(running, exc)
         else:
             running.release(self.rules.backoff(running))
@@ -232,7 +240,7 @@ class JobRunner:
         """Laravel's handleJobException: fail when out of attempts, else release after the backoff."""
         running.exception = exc
         if not running.is_settled():  # a job that released itself and then raised is back on its queue
-            reason = self.rules.reason_to_fail_after(running, exc)
+            reason = self.reason_to_fail_after(running, exc)
             if reason is not None:
                 self.fail(running, exc)
         self.events.dispatch(JobExceptionOccurred(self.connection_name, running, exc))
@@ -241,30 +249,13 @@ class JobRunner:
             running.release(delay)
             self.events.dispatch(JobReleasedAfterException(self.connection_name, running, exc, delay))
 
-    def fail(self, running: RunningJob, exc: BaseException) -> None:
-        """Record the failure first, then remove the job, then tell the job and the listeners.
+    def reason_to_fail_after(self, running: RunningJob, exc: BaseException) -> str | None:
+        """Counts the exception (once), then asks the rules whether this attempt was the last."""
+        return self.rules.reason_to_fail_after(running, exc, self.rules.count_exception(running))
 
-        If the record cannot be written the job is released instead: it stays
-        queued (never lost) and fails again once the store is back.
-        """
-        if running.failed or running.deleted:
-            return
-        running.exception = running.exception or exc
-        try:
-            self.failed_store.log(
-                running.connection_name, running.queue, running.raw, describe_exception(exc), running.job_id
-            )
-        except StoreUnavailableError as store_exc:
-            self.notice(f"{store_exc}; job {running.job_id} stays queued until its failure can be recorded")
-            running.release(STORE_DOWN_RETRY_SECONDS)
-            return
-        running.failed = True
-        crash_point("after_failed_insert_before_delete")
-        running.reserved.delete()
-        running.deleted = True
-        self.rules.forget_counters(running)
-        self.rules.call_failed_hook(running, exc, self.resolver, self.signer)
-        self.rules.announce_failure(self.events, self.connection_name, running, exc)
+    def fail(self, running: RunningJob, exc: BaseException) -> None:
+        """Fail the job for good: see `qctl.worker.settle` for the order of the steps."""
+        self.failer.fail(running, exc)
 
     def notice(self, message: str) -> None:
         self.events.dispatch(WorkerNotice(self.connection_name, message))
