@@ -9,7 +9,7 @@ now runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 class ReservedJob(Protocol):
@@ -57,6 +57,32 @@ class Driver(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+@runtime_checkable
+class PushesWithDelete(Protocol):
+    """Optional, of a ReservedJob: a chain's next link is pushed with the delete of the current one."""
+
+    def delete_and_push(self, items: Sequence[tuple[str, str, float]]) -> bool:
+        """Remove this job (fenced, exactly as delete()) and push `items` (payload, queue, delay seconds)
+        onto the same connection, atomically where the store allows: both or neither.
+
+        Returns False when the reservation was lost: then nothing was pushed. Where the store cannot
+        do both at once (Redis Cluster, the job and a target queue in different slots) it pushes
+        first, then deletes, and returns the delete's answer: a crash in between can push twice,
+        never lose.
+        """
+
+
+@runtime_checkable
+class PushesInTransaction(Protocol):
+    """Optional, of a Driver on a SQL database: a batch store on the same database adds the jobs and
+    counts them in one transaction."""
+
+    engine: Any
+
+    def push_in(self, conn: Any, items: Sequence[tuple[str, str, float]]) -> None:
+        """Insert the jobs using the caller's open SQLAlchemy connection/transaction."""
 
 
 class FoldingDriver(Driver, Protocol):

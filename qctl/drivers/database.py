@@ -12,7 +12,9 @@ The worker's path (reserve, delete, release, renew) runs those statements, compi
 once, on a connection each thread pins (`qctl.db.pinned`), with no pool checkout and no
 SQLAlchemy expression building. A busy worker deletes the job it finished together with
 reserving the next (`pop_after`): one statement per job on PostgreSQL, one transaction
-elsewhere. Pushing, sizes and clearing go through the pool.
+elsewhere. A chain's next link is inserted in the transaction that deletes the job before it
+(`delete_and_push`). Pushing, sizes and clearing go through the pool; `push_in` inserts on
+the caller's own transaction (a batch store on the same database).
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class DatabaseReservedJob:
     def renew(self) -> bool:
         return self.driver.renew_reserved(self.id, self.attempts)
 
+    def delete_and_push(self, items: Sequence[tuple[str, str, float]]) -> bool:
+        return self.driver.delete_and_push_reserved(self, items)
+
 
 class DatabaseDriver:
     def __init__(self, config: ConnectionConfig) -> None:
@@ -91,13 +96,25 @@ class DatabaseDriver:
         if not items:
             return
         self._check_sizes(items)
+        with self._connection("push") as conn:
+            self._insert(conn, items)
+
+    def push_in(self, conn: Connection, items: Sequence[tuple[str, str, float]]) -> None:
+        """Insert the jobs in the caller's open transaction (a batch store adds and counts them in one)."""
+        if not items:
+            return
+        with self._database_errors("push"):
+            self._ensure_table_in(conn)
+            self._check_sizes(items)
+            self._insert(conn, items)
+
+    def _insert(self, conn: Connection, items: Sequence[tuple[str, str, float]]) -> None:
         now = [{"q": queue, "p": payload, "a": 0} for payload, queue, delay in items if delay <= 0]
         later = [{"q": queue, "p": payload, "a": 0, "d": float(delay)} for payload, queue, delay in items if delay > 0]
-        with self._connection("push") as conn:
-            if now:
-                conn.execute(self._insert_statement(delayed=False), now)
-            if later:
-                conn.execute(self._insert_statement(delayed=True), later)
+        if now:
+            conn.execute(self._insert_statement(delayed=False), now)
+        if later:
+            conn.execute(self._insert_statement(delayed=True), later)
 
     def _check_sizes(self, items: Sequence[tuple[str, str, float]]) -> None:
         """MariaDB/MySQL drop the connection on a statement over `max_allowed_packet`; say so before
@@ -183,6 +200,22 @@ class DatabaseDriver:
             _execute(cursor, sql.insert_available_later if delay > 0 else sql.insert_available_now, row)
             return True
 
+    def delete_and_push_reserved(self, job: DatabaseReservedJob, items: Sequence[tuple[str, str, float]]) -> bool:
+        """Delete the held job and insert `items` in one transaction: both or neither.
+
+        On PostgreSQL the pinned connection commits without waiting for the WAL flush; a commit a
+        crash forgets takes the delete with the inserts, so the job runs again and pushes again.
+        """
+        if items:
+            self._check_sizes(items)
+        with self._pinned_cursor("delete and push") as (cursor, sql), _transaction(cursor, sql.begin):
+            if _execute(cursor, sql.delete_held, {"id": job.id, "a": job.attempts}) != 1:
+                return False  # nothing changed: the commit that follows is a rollback
+            for payload, queue, delay in items:
+                row = {"q": queue, "p": payload, "a": 0, "d": float(delay)}
+                _execute(cursor, sql.insert_available_later if delay > 0 else sql.insert_available_now, row)
+            return True
+
     def renew_reserved(self, job_id: int, attempts: int) -> bool:
         with self._pinned_cursor("renew") as (cursor, sql):
             return _execute(cursor, sql.renew_held, {"id": job_id, "a": attempts}) == 1
@@ -209,13 +242,28 @@ class DatabaseDriver:
             ensure_table(self.engine, self.table)
             self._ready = True
 
+    def _ensure_table_in(self, conn: Connection) -> None:
+        """SQLite: create a missing table in the caller's transaction, whose write lock a second
+        connection would wait for; elsewhere on a connection of its own (MySQL commits on DDL)."""
+        if self._ready:
+            return
+        if conn.dialect.name == "sqlite":
+            self.table.create(conn, checkfirst=True)  # not `_ready`: the caller may roll it back
+        else:
+            self._ensure_table()
+
     @contextmanager
     def _connection(self, action: str) -> Iterator[Connection]:
         """A pooled connection in a transaction, with errors as one-line DriverErrors."""
-        try:
+        with self._database_errors(action):
             self._ensure_table()
             with self.engine.begin() as conn:
                 yield conn
+
+    @contextmanager
+    def _database_errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
         except DBAPIError as exc:
             raise self._driver_error(action, exc.orig if exc.orig is not None else exc) from exc
 

@@ -59,6 +59,9 @@ class RedisReservedJob:
     def renew(self) -> bool:
         return self.driver.renew_reserved(self)
 
+    def delete_and_push(self, items: Sequence[tuple[str, str, float]]) -> bool:
+        return self.driver.delete_and_push_reserved(self, items)
+
 
 @dataclass(frozen=True, slots=True)
 class SlotGroup:
@@ -241,6 +244,25 @@ class RedisDriver:
     def delete_reserved(self, job: RedisReservedJob) -> bool:
         keys = self.keys(job.queue)
         return bool(self.redis.run(script("delete"), (keys.reserved, keys.attempts), (job.token, job.raw)))
+
+    def delete_and_push_reserved(self, job: RedisReservedJob, items: Sequence[tuple[str, str, float]]) -> bool:
+        """Delete the held job and push `items` in one script call. On a cluster where a target queue
+        lives in another slot than the job, push first and then delete (at least once: a crash in
+        between pushes twice, never loses), after checking the job is still held (renewing it), so a
+        lost reservation pushes nothing unless it is lost in between."""
+        done = self.keys(job.queue)
+        targets = [self.keys(queue) for _, queue, _ in items]
+        if self.redis.cluster and any(target.slot != done.slot for target in targets):
+            if not self.renew_reserved(job):
+                return False
+            self.bulk(items)
+            return self.delete_reserved(job)
+        keys = [done.reserved, done.attempts]
+        args: list[str | bytes] = [job.token, job.raw]
+        for (payload, _, delay), target in zip(items, targets, strict=True):
+            keys += (target.ready, target.delayed, target.notify)
+            args += (payload, repr(float(delay)), new_token() if delay > 0 else "")
+        return bool(self.redis.run(script("delete_push"), keys, args))
 
     def release_reserved(self, job: RedisReservedJob, delay: float) -> bool:
         keys = self.keys(job.queue)

@@ -8,10 +8,17 @@ from typing import cast
 
 import pytest
 
-from qctl.drivers.base import Driver, FoldingDriver, ReservedJob
+from qctl.drivers.base import (
+    Driver,
+    FoldingDriver,
+    PushesInTransaction,
+    PushesWithDelete,
+    ReservedJob,
+)
 from tests.support.processes import wait_for
 
 KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
+SQL_KINDS = ["sqlite", "postgresql", "mariadb"]
 
 
 @pytest.fixture(params=KINDS)
@@ -207,3 +214,61 @@ def test_pop_after_leaves_a_job_another_worker_took_over(setup_factory, runtime_
     assert folding(driver).pop_after(stale, ["default"]) is None
     assert driver.size("default") == 1  # the stale delete matched nothing
     assert current.delete() is True
+
+
+def chaining(job: ReservedJob | None) -> PushesWithDelete:
+    assert isinstance(job, PushesWithDelete), f"{type(job).__name__} cannot push with its delete"
+    return job
+
+
+def test_delete_and_push_replaces_the_job_with_the_pushed_ones(driver: Driver) -> None:
+    driver.push(payload(1), "default")
+    job = driver.pop(["default"])
+    pushed = [(payload(2), "default", 0.0), (payload(3), "default", 0.2), (payload(4), "default", 0.0)]
+    assert chaining(job).delete_and_push(pushed) is True
+    assert driver.size("default") == 3  # job 1 is gone
+    assert [number(driver.pop(["default"])) for _ in range(2)] == [2, 4]
+    assert driver.pop(["default"]) is None  # the delayed one is not due yet
+    assert number(pop_within(driver, ["default"], 3)) == 3
+
+
+def test_delete_and_push_onto_other_queues(driver: Driver) -> None:
+    driver.push(payload(1), "default")
+    job = driver.pop(["default"])
+    assert chaining(job).delete_and_push([(payload(2), "other", 0), (payload(3), "third", 60)]) is True
+    assert driver.size("default") == 0 and driver.size("other") == 1 and driver.size("third") == 1
+    nxt = driver.pop(["default", "other"])
+    assert number(nxt) == 2 and nxt is not None and nxt.attempts == 1
+    assert chaining(nxt).delete_and_push([]) is True  # nothing to push: a plain delete
+    assert driver.size("other") == 0
+
+
+def test_stale_holder_cannot_delete_and_push(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    driver, stale = one_reserved(setup_factory, runtime_factory, kind, 1)
+    current = pop_within(driver, ["default"], 6)  # reclaimed after the lease lapsed
+    assert chaining(stale).delete_and_push([(payload(2), "default", 0), (payload(3), "other", 0)]) is False
+    assert driver.size("default") == 1 and driver.size("other") == 0  # nothing pushed, nothing deleted
+    assert current.delete() is True
+
+
+def in_transaction(driver: Driver) -> PushesInTransaction:
+    assert isinstance(driver, PushesInTransaction), f"{type(driver).__name__} cannot push in a transaction"
+    return driver
+
+
+class RolledBack(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", SQL_KINDS)
+def test_push_in_follows_the_callers_transaction(driver: Driver) -> None:
+    sql = in_transaction(driver)
+    with pytest.raises(RolledBack), sql.engine.begin() as conn:
+        sql.push_in(conn, [(payload(1), "default", 0), (payload(2), "default", 60)])
+        raise RolledBack
+    assert driver.size("default") == 0
+    with sql.engine.begin() as conn:
+        sql.push_in(conn, [(payload(3), "default", 0), (payload(4), "default", 60), (payload(5), "default", 0)])
+    assert driver.size("default") == 3
+    assert [number(driver.pop(["default"])) for _ in range(2)] == [3, 5]
+    assert driver.pop(["default"]) is None

@@ -158,3 +158,20 @@ def test_a_worker_across_slots_notices_a_job_on_another_slot_within_a_second(clu
     finally:
         driver.close()
         pusher.close()
+
+
+def test_delete_and_push_across_slots_pushes_then_deletes(driver: RedisDriver) -> None:
+    """The next links live in other slots: no one script can hold them all, so push, then delete."""
+    driver.push(payload(1), "{default}")
+    job = driver.pop(["{default}"])
+    assert job is not None
+    pushed = [(payload(2), "{other}", 0.0), (payload(3), "{default}", 0.0), (payload(4), "{third}", 60.0)]
+    assert job.delete_and_push(pushed) is True
+    assert [driver.size(q) for q in ("{default}", "{other}", "{third}")] == [1, 1, 1]
+    assert job.delete_and_push([(payload(5), "{other}", 0)]) is False  # already deleted: nothing pushed
+    assert driver.size("{other}") == 1
+    nxt = driver.pop(["{other}"])
+    assert nxt is not None and nxt.raw == payload(2).encode()
+    assert nxt.delete_and_push([(payload(6), "{other}", 0)]) is True  # one slot: one script
+    assert driver.size("{other}") == 1
+    assert driver.clear("{default}") == 1 and driver.clear("{other}") == 1 and driver.clear("{third}") == 1
