@@ -1,12 +1,13 @@
 """qctl: background jobs and workers for Python, the way Laravel's queues work for PHP."""
 
 from qctl.__about__ import __version__
-from qctl.facades import Queue, dispatch, dispatch_if, dispatch_sync, dispatch_unless
+from qctl.facades import Bus, Queue, dispatch, dispatch_if, dispatch_sync, dispatch_unless
 from qctl.jobs.contracts import ShouldBeEncrypted, ShouldBeUnique, ShouldBeUniqueUntilProcessing
 from qctl.jobs.functions import QueuedFunction, queueable, queued
 from qctl.jobs.job import Job
 
 __all__ = [
+    "Bus",
     "Job",
     "Queue",
     "QueuedFunction",

@@ -21,6 +21,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CONNECTION_DRIVERS = ("database", "redis", "sync", "null")
 FAILED_DRIVERS = ("database", "null")
 CACHE_DRIVERS = ("database", "redis")
+BATCHING_DRIVERS = ("database", "redis")
 BUILT_IN = "built-in defaults"
 
 
@@ -171,7 +172,7 @@ def parse(raw: Mapping[str, Any], source: str = BUILT_IN) -> Config:
         key=key,
         connections=connections,
         failed=_parse_store(raw, "failed", FAILED_DRIVERS, store_url, "failed_jobs", source),
-        batching=_parse_store(raw, "batching", ("database",), store_url, "job_batches", source),
+        batching=_parse_store(raw, "batching", BATCHING_DRIVERS, store_url, "job_batches", source),
         cache=_parse_store(raw, "cache", CACHE_DRIVERS, store_url, "cache", source),
         models_session=session,
         declared=tuple(user_connections),

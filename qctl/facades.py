@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from qctl import events
 from qctl.jobs.functions import queued
 from qctl.jobs.job import Job
+
+if TYPE_CHECKING:
+    from qctl.bus.batch import Batch, PendingBatch
+    from qctl.bus.chain import PendingChain
 
 
 def dispatch(job: Job | Callable[..., Any], *args: Any, **kwargs: Any) -> str | None:
@@ -63,3 +67,32 @@ class Queue:
     @staticmethod
     def looping(listener: Callable[[events.Looping], Any]) -> Callable[[events.Looping], Any]:
         return events.listen(events.Looping, listener)
+
+
+class Bus:
+    """Laravel's Bus facade: chains, batches, and finding a batch by id."""
+
+    @staticmethod
+    def chain(jobs: Sequence[Any]) -> PendingChain:
+        """`Bus.chain([A(), B(), Bus.batch([...]), C()]).catch(fn).dispatch()` runs them one after another."""
+        from qctl.bus.chain import PendingChain
+        from qctl.runtime import current
+
+        def app() -> tuple[tuple[str, ...], str]:
+            return current().config.app, current().config.source
+
+        return PendingChain(jobs, lambda: current().chains, app)
+
+    @staticmethod
+    def batch(jobs: Sequence[Any]) -> PendingBatch:
+        """`Bus.batch([A(), B(), [C(), D()]]).then(fn).dispatch()` runs them in parallel, tracked as one batch."""
+        from qctl.bus.batch import PendingBatch
+        from qctl.runtime import current
+
+        return PendingBatch(jobs, lambda: current().batches)
+
+    @staticmethod
+    def find_batch(batch_id: str) -> Batch | None:
+        from qctl.runtime import current
+
+        return current().batches.find(batch_id)

@@ -36,6 +36,8 @@ from qctl.worker.runner import JobRunner
 from qctl.worker.worker import Worker
 
 if TYPE_CHECKING:
+    from qctl.bus.batching import Batches
+    from qctl.bus.chain import Chains
     from qctl.bus.retry import FailedJobRetrier
 
 
@@ -73,6 +75,21 @@ class Runtime:
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.config, self.connections, self.signer, self.run_in_process)
 
+    @cached_property
+    def chains(self) -> Chains:
+        return self.batches.chains
+
+    @cached_property
+    def batches(self) -> Batches:
+        """Chains and batches come together: a chain may hold a batch and a batch chains."""
+        from qctl.bus import batch_store
+        from qctl.bus.batching import Batches
+        from qctl.bus.chain import Chains
+
+        chains = Chains(self.dispatcher, self.signer, lambda: self.cache)
+        return Batches(lambda: batch_store.connect(self.config.batching), self.dispatcher, chains,
+                       self.resolver(), self.signer)
+
     def resolver(self, trusted: bool = False) -> Resolver:
         return Resolver(self.config.app, trusted=trusted)
 
@@ -98,14 +115,18 @@ class Runtime:
             options=options,
             rules=self.failure_rules(driver.connection_name, options),
             hooks=self.hooks(),
+            batches=self.batches,
         )
         queues = options.queues or (driver.default_queue,)
         return Worker(driver, runner, options, self.events, controls=CacheControls(self.cache),
                       heartbeat=self.heartbeat(options.name, driver.connection_name, queues))
 
     def hooks(self) -> CompositeHooks:
-        """The after-duties every runner calls when a job settles (chains, batches, …)."""
-        return CompositeHooks()
+        """The after-duties every runner calls when a job settles, in order: batch bookkeeping, then the chain."""
+        from qctl.bus.batching import BatchHooks
+        from qctl.bus.chain import ChainHooks
+
+        return CompositeHooks([BatchHooks(self.batches), ChainHooks(self.chains, self.resolver())])
 
     def heartbeat(self, name: str, connection: str, queues: tuple[str, ...]) -> CacheHeartbeat:
         identity = WorkerIdentity.of_this_process(name, connection, queues)
@@ -145,12 +166,15 @@ class Runtime:
             failed_store=self.failed_store,
             events=self.events,
             hooks=self.hooks(),
+            batches=self.batches,
         )
         run_inline(runner, queue, raw)
 
     def close(self) -> None:
         if "connections" in self.__dict__:
             self.connections.close()
+        if "batches" in self.__dict__ and "store" in self.batches.__dict__:
+            self.batches.store.close()
 
 
 # --- the process's runtime ---------------------------------------------------------------

@@ -6,6 +6,7 @@ import datetime as dt
 import keyword
 import re
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Table
@@ -49,18 +50,27 @@ def make_job(name: str, directory: Path) -> Path:
     return target
 
 
-def write_sql_migration(table: Table, sql: str, directory: Path) -> Path:
+Made = tuple[Table, str, str]
+"""A table a migration creates, the `qctl.db.schema` function building it and that function's argument."""
+
+
+def described(tables: Sequence[Table]) -> str:
+    names = [table.name for table in tables]
+    return f"the {names[0]} table" if len(names) == 1 else f"the {', '.join(names[:-1])} and {names[-1]} tables"
+
+
+def write_sql_migration(tables: Sequence[Table], sql: str, directory: Path) -> Path:
     stamp = dt.datetime.now().strftime("%Y_%m_%d_%H%M%S")
-    target = directory / f"{stamp}_create_{table.name}_table.sql"
+    target = directory / f"{stamp}_create_{tables[0].name}_table.sql"
     if target.exists():
         raise QctlError(f"{target} already exists; not overwriting it")
     directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(f"-- qctl: create the {table.name} table\n\n{sql}", encoding="utf-8")
+    target.write_text(f"-- qctl: create {described(tables)}\n\n{sql}", encoding="utf-8")
     return target
 
 
-def write_alembic_revision(table: Table, table_function: str, alembic_ini: Path) -> Path:
-    """A revision on top of the project's current Alembic head that creates the table."""
+def write_alembic_revision(made: Sequence[Made], alembic_ini: Path) -> Path:
+    """A revision on top of the project's current Alembic head that creates the tables (dropped in reverse)."""
     from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
 
@@ -69,18 +79,19 @@ def write_alembic_revision(table: Table, table_function: str, alembic_ini: Path)
     revision = uuid.uuid4().hex[:12]
     versions = Path(script.versions)
     versions.mkdir(parents=True, exist_ok=True)
-    target = versions / f"{revision}_create_{table.name}_table.py"
-    call = f"{table_function}({table.name!r})"
+    tables = [table for table, _, _ in made]
+    target = versions / f"{revision}_create_{tables[0].name}_table.py"
+    calls = [f"{function}({argument!r})" for _, function, argument in made]
     text = render(
         "alembic_revision.py.tmpl",
-        description=f"create the {table.name} table (qctl)",
+        description=f"create {described(tables)} (qctl)",
         revision=revision,
         down_revision=repr(head),
         down_revision_comment=head or "",
         created=dt.datetime.now().isoformat(sep=" ", timespec="seconds"),
-        table_function=table_function,
-        upgrade_body=f"    {call}.create(op.get_bind(), checkfirst=True)",
-        downgrade_body=f"    {call}.drop(op.get_bind(), checkfirst=True)",
+        table_function=", ".join(dict.fromkeys(function for _, function, _ in made)),
+        upgrade_body="\n".join(f"    {call}.create(op.get_bind(), checkfirst=True)" for call in calls),
+        downgrade_body="\n".join(f"    {call}.drop(op.get_bind(), checkfirst=True)" for call in reversed(calls)),
     )
     target.write_text(text, encoding="utf-8")
     return target

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from qctl.bus.payloads import build_envelope, delay_seconds
 from qctl.clock import SYSTEM_CLOCK, Clock
@@ -28,6 +29,11 @@ class Prepared:
     payload: str
     delay: float
     uuid: str
+
+    @property
+    def item(self) -> tuple[str, str, float]:
+        """(payload, queue, delay), as drivers take them."""
+        return self.payload, self.queue, self.delay
 
 
 class Dispatcher:
@@ -58,28 +64,53 @@ class Dispatcher:
         Every payload is built and checked before anything is pushed, so a bad job pushes nothing.
         """
         prepared = [self.prepare(job) for job in jobs]
+        self.push_all(prepared)
+        return [ready.uuid for ready in prepared]
+
+    def prepare(
+        self,
+        job: Job,
+        *,
+        uuid: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        connection: str | None = None,
+        queue: str | None = None,
+    ) -> Prepared:
+        """Choose the connection, queue and delay, and build the (signed) payload.
+
+        `connection` and `queue` are used when the job names none of its own (a chain's, a batch's).
+        """
+        name = self.connection_for(job, connection)
+        is_sync = self.config.connection(name).driver == "sync"
+        driver = self.connections.get(name)
+        target = job._qctl_queue or job.queue or queue or driver.default_queue
+        envelope = self.envelope(job, uuid=uuid, extra=extra, allow_main=is_sync)
+        delay = delay_seconds(job._qctl_delay, self.clock.time())
+        return Prepared(driver, target, envelope.to_json(self.signer), delay, envelope.uuid)
+
+    def connection_for(self, job: Job, fallback: str | None = None) -> str:
+        return job._qctl_connection or job.connection or fallback or self.config.default
+
+    def envelope(
+        self, job: Job, *, uuid: str | None = None, extra: Mapping[str, Any] | None = None, allow_main: bool = False
+    ) -> Envelope:
+        """The job's payload, checked as every worker would check it (unless it runs in this process)."""
+        envelope = build_envelope(job, self.signer, allow_main=allow_main, uuid=uuid, extra_data=extra)
+        if not allow_main:
+            self.check_workers_may_run(envelope)
+        return envelope
+
+    def push_all(self, prepared: Iterable[Prepared]) -> None:
+        """One `driver.bulk` per connection, in the order given."""
         by_connection: dict[str, list[Prepared]] = {}
         for ready in prepared:
             by_connection.setdefault(ready.driver.connection_name, []).append(ready)
         for group in by_connection.values():
-            group[0].driver.bulk([(ready.payload, ready.queue, ready.delay) for ready in group])
-        return [ready.uuid for ready in prepared]
-
-    def prepare(self, job: Job) -> Prepared:
-        """Choose the connection, queue and delay, and build the (signed) payload."""
-        name = job._qctl_connection or job.connection or self.config.default
-        is_sync = self.config.connection(name).driver == "sync"
-        driver = self.connections.get(name)
-        queue = job._qctl_queue or job.queue or driver.default_queue
-        envelope = build_envelope(job, self.signer, allow_main=is_sync)
-        if not is_sync:
-            self.check_workers_may_run(envelope)
-        delay = delay_seconds(job._qctl_delay, self.clock.time())
-        return Prepared(driver, queue, envelope.to_json(self.signer), delay, envelope.uuid)
+            group[0].driver.bulk([ready.item for ready in group])
 
     def dispatch_sync(self, job: Job) -> None:
         """Run the job in this process through the worker's path; its exception propagates."""
-        envelope = build_envelope(job, self.signer, allow_main=True)
+        envelope = self.envelope(job, allow_main=True)
         queue = job._qctl_queue or job.queue or "default"
         self.run_in_process("sync", queue, envelope.to_json(self.signer).encode("utf-8"))
 

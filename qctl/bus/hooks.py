@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from qctl.bus.dispatcher import Prepared
     from qctl.jobs.job import Job
     from qctl.payload.envelope import Envelope
 
@@ -34,6 +35,9 @@ class SettlingJob(Protocol):
 
     envelope: Envelope | None
     exception: BaseException | None
+    chain_prepended: list[Any]
+    """Jobs `prepend_to_chain()` was called with during handle(), in call order."""
+    chain_appended: list[Any]
 
     @property
     def job_id(self) -> str: ...
@@ -46,6 +50,14 @@ class SettlingJob(Protocol):
     @property
     def display_name(self) -> str: ...
     def attempts(self) -> int: ...
+    def push_with_ack(self, ready: Prepared) -> None:
+        """Push `ready` (same connection as this job) together with this job's removal."""
+
+
+class BatchAccess(Protocol):
+    """How a running job reaches its live batch (`self.batch()`)."""
+
+    def batch_for(self, running: SettlingJob) -> Any: ...
 
 
 class JobHooks:

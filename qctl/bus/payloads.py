@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from qctl.errors import SerializationError
@@ -22,14 +23,22 @@ from qctl.payload.signing import Signer
 from qctl.payload.values import class_path, encode
 
 
-def build_envelope(job: Job, signer: Signer | None, allow_main: bool = False) -> Envelope:
+def build_envelope(
+    job: Job,
+    signer: Signer | None,
+    allow_main: bool = False,
+    uuid: str | None = None,
+    extra_data: Mapping[str, Any] | None = None,
+) -> Envelope:
+    """`uuid` replaces the random one (chain links and batch members get derived ids); `extra_data`
+    rides in `data` beside the command (chain and batch fields)."""
     handler, command_name, command = _command(job, allow_main)
     if isinstance(job, ShouldBeEncrypted):
         if signer is None:
             raise SerializationError(f"{command_name}: ShouldBeEncrypted jobs need an app key (`qctl key:generate`)")
         command = signer.encrypt(json.dumps(command, separators=(",", ":")).encode())
     return Envelope(
-        uuid=new_uuid(),
+        uuid=uuid or new_uuid(),
         display_name=job.display_name(),
         job=handler,
         command_name=command_name,
@@ -41,6 +50,7 @@ def build_envelope(job: Job, signer: Signer | None, allow_main: bool = False) ->
         timeout=_optional_number(job, "timeout"),
         retry_until=_timestamp(job.option("retry_until")),
         pushed_at=pushed_at_now(),
+        extra_data=dict(extra_data) if extra_data else {},
     )
 
 

@@ -24,3 +24,13 @@ def job_exceptions(uuid: str) -> str:
 def job_stalls(uuid: str) -> str:
     """How many times a job's worker died under it (max_stalls)."""
     return f"qctl:job-stalls:{uuid}"
+
+
+def chain_link(uuid: str) -> str:
+    """Present once a chain link's successor (by its uuid) was pushed onto another connection."""
+    return f"qctl:chain-link:{uuid}"
+
+
+def chain_catch(uuid: str) -> str:
+    """Present once the chain catch callbacks for a failed link (by its uuid) ran."""
+    return f"qctl:chain-catch:{uuid}"

@@ -10,7 +10,19 @@ from typing import Annotated
 import typer
 
 from qctl.__about__ import __version__
-from qctl.cli import control, demo, failed, inspect, listen, make, output, supervisor, work, workers
+from qctl.cli import (
+    batches,
+    control,
+    demo,
+    failed,
+    inspect,
+    listen,
+    make,
+    output,
+    supervisor,
+    work,
+    workers,
+)
 from qctl.cli.context import CliContext
 from qctl.errors import QctlError
 
@@ -49,6 +61,7 @@ def put_cwd_on_path(cwd: Path | None = None) -> None:
 WORK = "Workers"
 FAILED = "Failed jobs"
 QUEUES = "Queues"
+BATCHES = "Batches"
 SETUP = "Setup"
 
 app.command("work", rich_help_panel=WORK)(work.work)
@@ -64,6 +77,9 @@ app.command("retry", rich_help_panel=FAILED)(failed.retry)
 app.command("forget", rich_help_panel=FAILED)(failed.forget)
 app.command("flush", rich_help_panel=FAILED)(failed.flush)
 app.command("prune-failed", rich_help_panel=FAILED)(failed.prune_failed)
+app.command("batches", rich_help_panel=BATCHES)(batches.batches)
+app.command("retry-batch", rich_help_panel=BATCHES)(batches.retry_batch)
+app.command("prune-batches", rich_help_panel=BATCHES)(batches.prune_batches)
 app.command("clear", rich_help_panel=QUEUES)(inspect.clear)
 app.command("demo", rich_help_panel=SETUP)(demo.demo)
 app.command("migrate", rich_help_panel=SETUP)(make.migrate)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from qctl.cli import context, output
 from qctl.config import Config, ConnectionConfig
+
+if TYPE_CHECKING:
+    from qctl.scaffold import Made
 
 
 def make_job(
@@ -27,22 +30,33 @@ def make_job(
 
 def _make_table(ctx: typer.Context, which: str) -> None:
     from qctl import scaffold
-    from qctl.db import schema
     from qctl.db.engines import get_engine
     from qctl.db.migrations import render_sql
 
-    config = context.get(ctx).config
-    url, table, function = {
-        "queue": (_queue_url(config), schema.jobs_table(_queue_table(config)), "jobs_table"),
-        "failed": (config.failed.url, schema.failed_jobs_table(config.failed.table), "failed_jobs_table"),
-        "batches": (config.batching.url, schema.job_batches_table(config.batching.table), "job_batches_table"),
-    }[which]
+    url, made = _made_tables(context.get(ctx).config, which)
+    tables = [table for table, _, _ in made]
     alembic_ini = Path("alembic.ini")
     if alembic_ini.is_file() and importlib.util.find_spec("alembic") is not None:
-        target = scaffold.write_alembic_revision(table, function, alembic_ini)
+        target = scaffold.write_alembic_revision(made, alembic_ini)
     else:
-        target = scaffold.write_sql_migration(table, render_sql(table, get_engine(url)), Path("migrations"))
+        sql = "\n".join(render_sql(table, get_engine(url)) for table in tables)
+        target = scaffold.write_sql_migration(tables, sql, Path("migrations"))
     output.info(f"Migration written: {target}")
+
+
+def _made_tables(config: Config, which: str) -> tuple[str, list[Made]]:
+    """The database and the tables one make:*-table migration creates."""
+    from qctl.db import schema
+
+    if which == "queue":
+        name = _queue_table(config)
+        return _queue_url(config), [(schema.jobs_table(name), "jobs_table", name)]
+    if which == "failed":
+        name = config.failed.table
+        return config.failed.url, [(schema.failed_jobs_table(name), "failed_jobs_table", name)]
+    name = config.batching.table
+    return config.batching.url, [(schema.job_batches_table(name), "job_batches_table", name),
+                                 (schema.job_batch_members_table(name), "job_batch_members_table", name)]
 
 
 def _queue_connection(config: Config) -> ConnectionConfig:
@@ -72,7 +86,7 @@ def make_failed_table(ctx: typer.Context) -> None:
 
 
 def make_batches_table(ctx: typer.Context) -> None:
-    """Write the migration for the job_batches table."""
+    """Write the migration for the job_batches table and its job_batches_jobs side table."""
     _make_table(ctx, "batches")
 
 

@@ -77,6 +77,19 @@ def job_batches_table(name: str = "job_batches") -> Table:
 
 
 @cache
+def job_batch_members_table(batches_table: str = "job_batches") -> Table:
+    """qctl's side table of `job_batches`: one row per member job, so an outcome is counted once."""
+    return Table(
+        f"{batches_table}_jobs",
+        metadata,
+        Column("batch_id", String(36), primary_key=True),
+        Column("job_uuid", String(36), primary_key=True),
+        Column("state", String(8), nullable=False),
+        Column("callbacks", String(64), nullable=False, default="", server_default=""),
+    )
+
+
+@cache
 def cache_table(name: str = "cache") -> Table:
     table = Table(
         name,

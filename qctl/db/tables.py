@@ -20,7 +20,9 @@ def tables_by_url(config: Config) -> dict[str, list[Table]]:
             wanted[connection.url].append(schema.jobs_table(connection.table))
     if config.failed.driver == "database":
         wanted[config.failed.url].append(schema.failed_jobs_table(config.failed.table))
-    wanted[config.batching.url].append(schema.job_batches_table(config.batching.table))
+    if config.batching.driver == "database":
+        wanted[config.batching.url].append(schema.job_batches_table(config.batching.table))
+        wanted[config.batching.url].append(schema.job_batch_members_table(config.batching.table))
     if config.cache.driver == "database":
         wanted[config.cache.url].append(schema.cache_table(config.cache.table))
         wanted[config.cache.url].append(schema.cache_locks_table(f"{config.cache.table}_locks"))

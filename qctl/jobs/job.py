@@ -30,6 +30,11 @@ class JobContext(Protocol):
     def is_released(self) -> bool: ...
     def is_deleted(self) -> bool: ...
     def has_failed(self) -> bool: ...
+    @property
+    def batch_id(self) -> str | None: ...
+    def batch(self) -> Any: ...
+    def prepend_to_chain(self, job: Any) -> None: ...
+    def append_to_chain(self, job: Any) -> None: ...
 
 
 Delay = float | int | dt.timedelta | dt.datetime
@@ -133,6 +138,24 @@ class Job:
     def delete(self) -> None:
         if self._qctl_ctx:
             self._qctl_ctx.delete()
+
+    @property
+    def batch_id(self) -> str | None:
+        return self._qctl_ctx.batch_id if self._qctl_ctx else None
+
+    def batch(self) -> Any:
+        """The `qctl.Batch` this job runs in (fresh from the batch store), or None."""
+        return self._qctl_ctx.batch() if self._qctl_ctx else None
+
+    def prepend_to_chain(self, job: Any) -> None:
+        """Run `job` right after this one (it starts a chain when this job is in none)."""
+        if self._qctl_ctx:
+            self._qctl_ctx.prepend_to_chain(job)
+
+    def append_to_chain(self, job: Any) -> None:
+        """Run `job` at the end of this job's chain."""
+        if self._qctl_ctx:
+            self._qctl_ctx.append_to_chain(job)
 
     # --- what goes in the payload ---------------------------------------------------
 

@@ -88,6 +88,12 @@ def new_uuid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+def derived_uuid(base: str, label: str) -> str:
+    """A uuid that is the same every time for the same (base, label): chain links and batch members made
+    by a job that runs again get the ids they got the first time, so they are recognised, not doubled."""
+    return str(uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"qctl:{base}:{label}"))
+
+
 def pushed_at_now() -> str:
     return f"{time.time():.4f}"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qctl.bus.hooks import JobHooks
+from qctl.bus.hooks import BatchAccess, JobHooks
 from qctl.clock import SYSTEM_CLOCK
 from qctl.events import EventBus
 from qctl.failed.base import FailedJobStore
@@ -53,6 +53,7 @@ def inline_runner(
     failed_store: FailedJobStore,
     events: EventBus,
     hooks: JobHooks | None = None,
+    batches: BatchAccess | None = None,
 ) -> JobRunner:
     options = WorkerOptions(tries=1, timeout=0)
     return JobRunner(
@@ -65,6 +66,7 @@ def inline_runner(
         rules=FailureRules(options, SYSTEM_CLOCK, fail_at_once=True),
         timeout_guard=no_timeout,
         hooks=hooks,
+        batches=batches,
     )
 
 

@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from qctl.bus.hooks import CompositeHooks, JobHooks
+from qctl.bus.dispatcher import Prepared
+from qctl.bus.hooks import BatchAccess, CompositeHooks, JobHooks
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.crashpoints import crash_point
-from qctl.drivers.base import ReservedJob
-from qctl.errors import JobTimedOutError, MaxAttemptsExceededError, PayloadError
+from qctl.drivers.base import PushesWithDelete, ReservedJob
+from qctl.errors import DriverError, JobTimedOutError, MaxAttemptsExceededError, PayloadError
 from qctl.events import (
     EventBus,
     JobExceptionOccurred,
@@ -58,6 +59,12 @@ class RunningJob:
     failed: bool = False
     exception: BaseException | None = None
     started: float = field(default_factory=time.monotonic)
+    chain_prepended: list[Any] = field(default_factory=list)
+    chain_appended: list[Any] = field(default_factory=list)
+    follow_ups: list[Prepared] = field(default_factory=list)
+    """Jobs to push together with this one's removal (a chain's next link)."""
+    batch_adds: int = 0
+    """`batch().add()` calls so far: the n-th call's jobs get the same ids when the job runs again."""
 
     @property
     def job_id(self) -> str:
@@ -122,6 +129,26 @@ class RunningJob:
     def fail(self, exc: BaseException) -> None:
         self.runner.fail(self, exc)
 
+    def prepend_to_chain(self, job: Any) -> None:
+        self.chain_prepended.append(job)
+
+    def append_to_chain(self, job: Any) -> None:
+        self.chain_appended.append(job)
+
+    def push_with_ack(self, ready: Prepared) -> None:
+        self.follow_ups.append(ready)
+
+    @property
+    def batch_id(self) -> str | None:
+        found = self.envelope.extra_data.get("batchId") if self.envelope is not None else None
+        return found if isinstance(found, str) else None
+
+    def batch(self) -> Any:
+        """The live Batch this job belongs to (None outside a batch)."""
+        if self.batch_id is None or self.runner.batches is None:
+            return None
+        return self.runner.batches.batch_for(self)
+
 
 class JobRunner:
     def __init__(
@@ -137,6 +164,7 @@ class JobRunner:
         clock: Clock = SYSTEM_CLOCK,
         timeout_guard: TimeoutGuard = job_timeout,
         hooks: JobHooks | None = None,
+        batches: BatchAccess | None = None,
     ) -> None:
         self.connection_name = connection_name
         self.signer = signer
@@ -148,6 +176,7 @@ class JobRunner:
         self.rules = rules or FailureRules(options, clock)
         self.timeout_guard = timeout_guard
         self.hooks = hooks if hooks is not None else CompositeHooks()
+        self.batches = batches
         self.failer = JobFailer(
             connection_name, failed_store, self.rules, resolver, signer, events, self.hooks, self.notice
         )
@@ -172,19 +201,47 @@ class JobRunner:
                     self.hooks.before_handle(running, job)
                     self.call(job)
                     if not (running.released or running.failed):
-                        self.hooks.after_success(running, job)
+                        self.succeeded(running, job)
         except Exception as exc:
             self.handle_exception(running, exc)
         else:
             if running.failed:
                 return running
-            if not running.is_settled():
+            if running.follow_ups:
+                crash_point("after_handle_before_ack")
+                self.ack_with_follow_ups(running)
+            elif not running.is_settled():
                 crash_point("after_handle_before_ack")
                 if not defer_delete:
                     running.delete()
             if self.events.wants(JobProcessed):
                 self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
         return running
+
+    def succeeded(self, running: RunningJob, job: Job) -> None:
+        """The success duties; a store they need that is down puts the job back (it runs again later)."""
+        try:
+            self.hooks.after_success(running, job)
+        except DriverError as exc:
+            running.follow_ups = []
+            self.notice(f"{exc}; job {running.job_id} ran but is put back until its success can be recorded")
+            running.release(STORE_DOWN_RETRY_SECONDS)
+
+    @staticmethod
+    def ack_with_follow_ups(running: RunningJob) -> None:
+        """Remove the job and push what its hooks asked for: in one step when the store can (both or
+        neither), else push first (at least once). A job that deleted itself only pushes."""
+        ready = running.follow_ups
+        reserved = running.reserved
+        if not running.deleted and isinstance(reserved, PushesWithDelete):
+            reserved.delete_and_push([r.item for r in ready])
+        else:
+            for item in ready:
+                item.driver.push(item.payload, item.queue, item.delay)
+            if not running.deleted:
+                reserved.delete()
+        running.follow_ups = []
+        running.deleted = True
 
     def is_runnable(self, running: RunningJob) -> bool:
         """Parse the payload and check its attempts; a poison payload or a spent job fails here."""

@@ -36,11 +36,11 @@ class TestSetup:
 
 def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_testjobs",), key: str | None = None,
                retry_after: int = 90, extra: str = "", redis_url: str | None = None,
-               connection_options: str = "") -> TestSetup:
+               connection_options: str = "", batch_store: str = "database") -> TestSetup:
     """Write a qctl.toml for `kind` (sqlite, postgresql, mariadb, redis) into `directory`.
 
     `redis_url` points a redis setup at a private server; `connection_options` are raw TOML
-    lines added to the connection (`block_for = 0`).
+    lines added to the connection (`block_for = 0`); `batch_store` is the `[batching]` driver.
     """
     token = secrets.token_hex(4)
     db_kind = kind if kind in SQL_KINDS else "sqlite"
@@ -66,8 +66,11 @@ def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_test
         f'table = "failed_jobs_{token}"',
         "",
         "[batching]",
-        f'url = "{db_url}"',
-        f'table = "job_batches_{token}"',
+        *(
+            ['driver = "redis"', f'url = "{redis_url or url_for("redis", directory)}"',
+             f'table = "qctl-test-{token}:job_batches"']
+            if batch_store == "redis" else [f'url = "{db_url}"', f'table = "job_batches_{token}"']
+        ),
         "",
         "[cache]",
     ]
@@ -100,6 +103,8 @@ def drop_redis_keys(url: str, prefix: str) -> None:
 
 def drop_tables(setup: TestSetup) -> None:
     """Remove every table (and Redis key) the setup may have created (servers are shared)."""
+    if setup.kind != "redis" and 'driver = "redis"' in setup.toml:  # a Redis batch store beside SQL
+        drop_redis_keys(url_for("redis", setup.directory), redis_prefix(setup))
     if setup.kind == "redis":
         drop_redis_keys(url_for("redis", setup.directory), redis_prefix(setup))
         return
@@ -107,6 +112,6 @@ def drop_tables(setup: TestSetup) -> None:
         return
     engine = get_engine(url_for(setup.kind, setup.directory))
     with engine.begin() as conn:
-        for base in ("jobs", "failed_jobs", "job_batches", "cache", "cache_locks"):
-            name = f"{base}_{setup.token}" if base != "cache_locks" else f"cache_{setup.token}_locks"
+        names = [f"{base}_{setup.token}" for base in ("jobs", "failed_jobs", "job_batches", "cache")]
+        for name in (*names, f"cache_{setup.token}_locks", f"job_batches_{setup.token}_jobs"):
             conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
