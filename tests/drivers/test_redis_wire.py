@@ -61,7 +61,12 @@ def test_a_late_reply_pauses_the_poll_and_a_quick_one_brings_it_back(wire: Wire,
     assert (wire.spin_misses, wire.spin_pause) == (1, 1)
     assert wire.call("PING") == b"PONG"
     assert wire.spin_pause == 0
-    assert wire.call("PING") == b"PONG"  # polled again, and the reply came inside the window
+    # polled again; the first reply that comes inside the window clears the misses (on a busy
+    # machine a PING can itself be late, pausing again: keep asking, the rule is the same)
+    for _ in range(50):
+        assert wire.call("PING") == b"PONG"
+        if (wire.spin_misses, wire.spin_pause) == (0, 0):
+            break
     assert (wire.spin_misses, wire.spin_pause) == (0, 0)
 
 
