@@ -10,7 +10,10 @@ Warm-up jobs run first (connections opened, statements prepared), then each of
 `--jobs` more go the way a busy worker takes them, each delete riding with the next
 reserve (`pop_after`).
 
-    python bench/round_trips.py [--jobs 200] [--only sqlite,postgresql,mariadb]
+With `--batched`, also what the batch store adds per batched job (recording its success),
+on each SQL database and, with `--only …,redis`, on Redis.
+
+    python bench/round_trips.py [--jobs 200] [--only sqlite,postgresql,mariadb,redis] [--batched]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ sys.path.insert(0, str(BENCH))
 
 POSTGRES_URL = os.environ.get("QCTL_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_URL = os.environ.get("QCTL_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("QCTL_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 WARM_UP = 5
 
 
@@ -141,15 +145,75 @@ def measure(kind: str, url: str, jobs: int) -> None:
         driver.close()
 
 
+def measure_batched(kind: str, url: str, jobs: int) -> None:
+    """Round trips (statements on SQLite) the batch store adds per batched job: recording its success."""
+    from sqlalchemy import event, text
+
+    from qctl.bus.batch_store import NewBatch
+
+    table = f"batches_rt_{secrets.token_hex(4)}"
+    counter: CountingProxy | StatementCounter
+    if kind == "redis":
+        from redis.connection import parse_url
+
+        from qctl.bus.batch_redis import RedisBatchStore
+
+        proxy = CountingProxy(parse_url(url).get("host", "127.0.0.1"), int(parse_url(url).get("port", 6379)))
+        store: object = RedisBatchStore(f"redis://127.0.0.1:{proxy.port}/0", namespace=table)
+        counter = proxy
+    else:
+        from qctl.bus.batch_database import DatabaseBatchStore
+        from qctl.db.engines import get_engine
+
+        if kind == "sqlite":
+            counter = StatementCounter()
+            event.listen(get_engine(url), "connect", lambda dbapi, _record: dbapi.set_trace_callback(counter))
+        else:
+            url, counter = through_proxy(url)
+        store = DatabaseBatchStore(url, table)
+    members = [f"job-{n}" for n in range(jobs + WARM_UP + 2)]
+    try:
+        store.create(NewBatch("rt", "round trips", {}))  # type: ignore[attr-defined]
+        store.add_jobs("rt", members, fresh_batch=True)  # type: ignore[attr-defined]
+        for uuid in members[:WARM_UP]:
+            store.record_success("rt", uuid)  # type: ignore[attr-defined]
+        before = counter.count()
+        for uuid in members[WARM_UP:WARM_UP + jobs]:
+            store.record_success("rt", uuid)  # type: ignore[attr-defined]
+        unit = "statements" if kind == "sqlite" else "round trips"
+        print(f"{kind:11} {unit:11} per batched job (recording its success): {(counter.count() - before) / jobs:.2f}")
+    finally:
+        if kind in ("postgresql", "mariadb"):
+            from qctl.db.engines import get_engine
+
+            with get_engine(url).begin() as conn:
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}_jobs"))
+        elif kind == "redis":
+            import redis
+
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=f"{table}*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
+        store.close()  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--only", default="sqlite,postgresql,mariadb")
+    parser.add_argument("--batched", action="store_true", help="also count what recording a batched job adds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qctl-rt-") as directory:
-        urls = {"sqlite": f"sqlite:///{directory}/rt.sqlite", "postgresql": POSTGRES_URL, "mariadb": MARIADB_URL}
+        urls = {"sqlite": f"sqlite:///{directory}/rt.sqlite", "postgresql": POSTGRES_URL, "mariadb": MARIADB_URL,
+                "redis": REDIS_URL}
         for kind in args.only.split(","):
-            measure(kind, urls[kind], args.jobs)
+            if kind != "redis":
+                measure(kind, urls[kind], args.jobs)
+            if args.batched:
+                measure_batched(kind, urls[kind], args.jobs)
 
 
 if __name__ == "__main__":

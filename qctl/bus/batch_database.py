@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Table, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.sql import Delete, Select, Update
 
@@ -22,6 +22,7 @@ from qctl.bus.batch_store import CALLBACK_KINDS, BatchRecord, NewBatch, PushIn, 
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.db.engines import get_engine, redact
 from qctl.db.migrations import ensure_table
+from qctl.db.pinned import PinnedConnections
 from qctl.db.schema import job_batch_members_table, job_batches_table
 from qctl.db.transactions import first_line, table_transaction
 from qctl.errors import QctlError, StoreUnavailableError
@@ -143,7 +144,34 @@ def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[start:start + CHUNK]
 
 
+def quick_success_sql(engine: Engine, batches: Table, members: Table) -> str:
+    """PostgreSQL: a pending member's success that crosses no line, as one statement.
+
+    The batch row is locked first and its counts read after the lock (READ COMMITTED re-reads a
+    row it waited for), so the "crosses no line" test sees every earlier outcome. Nothing comes
+    back when it does not apply (a member recorded before, unknown, failed; the batch's last
+    jobs): the caller then takes the general path.
+    """
+    quote = engine.dialect.identifier_preparer.quote
+    b, m = quote(batches.name), quote(members.name)
+    return (
+        f"WITH locked AS (SELECT id FROM {b} WHERE id = %(b)s AND pending_jobs > 1 "
+        f"AND pending_jobs - json_array_length(failed_job_ids::json) > 1 FOR UPDATE), "
+        f"member AS (UPDATE {m} SET state = 'ok' WHERE batch_id = %(b)s AND job_uuid = %(j)s "
+        f"AND state = 'pending' AND EXISTS (SELECT 1 FROM locked) RETURNING 1) "
+        f"UPDATE {b} SET pending_jobs = pending_jobs - 1 WHERE id = %(b)s AND EXISTS (SELECT 1 FROM member) "
+        f"RETURNING pending_jobs, failed_jobs"
+    )
+
+
 class DatabaseBatchStore:
+    """On PostgreSQL the common success (a pending member, no line crossed) is one statement on a pinned
+    connection that commits without waiting for the WAL flush, as the worker's own connection does: the
+    batch row is every job's hot spot, and a lock held through a disk flush serialises the whole batch
+    (measured: 425 jobs/s with 4 workers). Its record precedes the job's acknowledgement in the server's
+    one write-ahead log, so a server crash that forgets it forgets the acknowledgement too and the job
+    runs, and is counted, again."""
+
     def __init__(self, url: str, table: str = "job_batches", clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = get_engine(url)
         self.table = job_batches_table(table)
@@ -151,6 +179,9 @@ class DatabaseBatchStore:
         self.sql = Statements(self.table, self.members, locking=self.engine.dialect.name != "sqlite")
         self._url = url
         self._clock = clock
+        self._pinned = PinnedConnections(self.engine) if self.engine.dialect.name == "postgresql" else None
+        self._quick = quick_success_sql(self.engine, self.table, self.members) if self._pinned else ""
+        self._ready = False
 
     def create(self, batch: NewBatch) -> bool:
         row = {"id": batch.id, "name": batch.name, "total_jobs": 0, "pending_jobs": 0, "failed_jobs": 0,
@@ -197,6 +228,9 @@ class DatabaseBatchStore:
         return [uuid for uuid in uuids if uuid not in known]
 
     def record_success(self, batch_id: str, job_uuid: str) -> Recorded:
+        quick = self._quick_success(batch_id, job_uuid) if self._pinned is not None else None
+        if quick is not None:
+            return quick
         with self.transaction("record a batch job's success") as conn:
             found = self._locked_member(conn, batch_id, job_uuid)
             if found is None:
@@ -209,6 +243,24 @@ class DatabaseBatchStore:
             remaining = tuple(uuid for uuid in before.failed_ids if uuid != job_uuid)
             after = replace(before, pending=max(0, before.pending - 1), failed_ids=remaining)
             return self._settle(conn, batch, (job_uuid, member, OK), before, after, {})
+
+    def _quick_success(self, batch_id: str, job_uuid: str) -> Recorded | None:
+        assert self._pinned is not None
+        action = "record a batch job's success"
+        if not self._ready:
+            with self.transaction(action):
+                self._ready = True  # the tables exist
+        try:
+            cursor = self._pinned.cursor()
+            cursor.execute(self._quick, {"b": batch_id, "j": job_uuid})
+            row = cursor.fetchone()
+        except DBAPIError as exc:  # raised while pinning a new connection
+            raise StoreUnavailableError(f"{STORE} {redact(self._url)}: cannot {action}: {first_line(exc)}") from exc
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            self._pinned.discard()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreUnavailableError(f"{STORE} {redact(self._url)}: cannot {action}: {reason}") from exc
+        return None if row is None else Recorded(known=True, fresh=True, pending_jobs=row[0], failed_jobs=row[1])
 
     def record_failure(self, batch_id: str, job_uuid: str, skipped: Sequence[str] = ()) -> Recorded:
         with self.transaction("record a batch job's failure") as conn:
@@ -297,7 +349,8 @@ class DatabaseBatchStore:
         return isinstance(driver, DatabaseDriver) and driver.engine is self.engine
 
     def close(self) -> None:
-        return None  # engines are shared per URL and disposed by qctl.db.engines
+        if self._pinned is not None:  # engines are shared per URL and disposed by qctl.db.engines
+            self._pinned.close_all()
 
     @contextmanager
     def transaction(self, action: str) -> Iterator[Connection]:
