@@ -343,6 +343,10 @@ class DatabaseBatchStore:
             if len(ids) < CHUNK:
                 return pruned
 
+    def ack_guard(self, reserved: Any, batch_id: str, job_uuid: str) -> None:
+        """Successes are recorded before the acknowledgement, never with it (see the class docstring)."""
+        return None
+
     def can_push_with(self, driver: Any) -> bool:
         from qctl.drivers.database import DatabaseDriver
 

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis import exceptions as rx
@@ -28,6 +28,9 @@ from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.drivers.redis_client import RedisClient, reason_of, server_of
 from qctl.drivers.scripts import Script
 from qctl.errors import DriverError, QctlError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from qctl.drivers.redis import AckGuard
 
 PAGE = 500
 """Index entries read (and batches fetched or pruned in one pipeline) per round trip."""
@@ -46,8 +49,8 @@ class RedisBatchStore:
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._fast = RedisClient(url, None, HOT_PATH_POLL_SECONDS)
-        source = files("qctl.bus").joinpath("lua/record_success.lua").read_bytes()
-        self._success = Script("record_success", source, hashlib.sha1(source).hexdigest())
+        self._success = lua_script("record_success")
+        self._quick = lua_script("record_quick")
 
     def keys(self, batch_id: str) -> list[str]:
         """The batch hash, its members hash and its failed list."""
@@ -111,6 +114,18 @@ class RedisBatchStore:
         except DriverError as exc:
             raise StoreUnavailableError(f"batch store: cannot record a batch job's success: {exc}") from exc
         return recorded_of([part.decode() if isinstance(part, bytes) else part for part in reply])
+
+    def ack_guard(self, reserved: Any, batch_id: str, job_uuid: str) -> AckGuard | None:
+        """A success that can ride with the job's deferred delete: its queue lives on this Redis (same
+        URL, not a cluster), so the record and the delete go in one round trip (record_quick.lua)."""
+        from qctl.drivers.redis import AckGuard, RedisReservedJob
+
+        if not isinstance(reserved, RedisReservedJob):
+            return None
+        client = reserved.driver.redis
+        if client.cluster or client.url != self.url:
+            return None
+        return AckGuard(self._quick, tuple(self.keys(batch_id)), (job_uuid,))
 
     def record_failure(self, batch_id: str, job_uuid: str, skipped: Sequence[str] = ()) -> Recorded:
         args: list[str | int] = [job_uuid, self._now(), *skipped]
@@ -204,6 +219,11 @@ class RedisBatchStore:
             yield
         except rx.RedisError as exc:
             raise StoreUnavailableError(f"batch store at Redis {server_of(self.url)}: cannot {action}: {reason_of(exc)}") from exc
+
+
+def lua_script(name: str) -> Script:
+    source = files("qctl.bus").joinpath(f"lua/{name}.lua").read_bytes()
+    return Script(name, source, hashlib.sha1(source).hexdigest())
 
 
 def recorded_of(reply: Sequence[Any]) -> Recorded:

@@ -133,6 +133,11 @@ class BatchStore(Protocol):
     def prune_cancelled(self, before: int) -> int:
         """Delete cancelled batches created before `before`."""
 
+    def ack_guard(self, reserved: Any, batch_id: str, job_uuid: str) -> Any:
+        """A guard (`qctl.drivers.redis.AckGuard`) that records this member's success in the same round
+        trip as its job's deferred delete, granting the delete only when it recorded it (a success that
+        makes no callback due); None when the store cannot (another server, a cluster, SQL)."""
+
     def can_push_with(self, driver: Any) -> bool:
         """Whether jobs for `driver` can be pushed inside this store's add transaction (same database)."""
 

@@ -325,6 +325,16 @@ class BatchHooks(JobHooks):
         batch_id = batch_id_of(running)
         if batch_id is None:
             return
+        options = self.batches.options_of(batch_id)
+        if options is not None and not options.get("progress"):
+            guard = self.batches.store.ack_guard(running.reserved, batch_id, running.job_id)
+            if guard is not None:  # recorded with the job's delete, in its round trip, when nothing is due
+                running.reserved.guard = guard
+                running.settle_before_ack = lambda: self.record_success(running, batch_id)
+                return
+        self.record_success(running, batch_id)
+
+    def record_success(self, running: SettlingJob, batch_id: str) -> None:
         recorded = self.batches.store.record_success(batch_id, running.job_id)
         crash_point("batch_after_counter_before_ack")
         self.batches.settled(batch_id, running.job_id, recorded, None)

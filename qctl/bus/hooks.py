@@ -21,7 +21,7 @@ puts the job back for a later try instead of settling it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -38,6 +38,11 @@ class SettlingJob(Protocol):
     chain_prepended: list[Any]
     """Jobs `prepend_to_chain()` was called with during handle(), in call order."""
     chain_appended: list[Any]
+    reserved: Any
+    """The driver's reserved job (a store may guard its deferred delete: see settle_before_ack)."""
+    settle_before_ack: Callable[[], None] | None
+    """Success bookkeeping left to ride with the job's removal; the runner or worker runs it first
+    whenever the removal cannot carry it."""
 
     @property
     def job_id(self) -> str: ...

@@ -113,3 +113,12 @@ class BlockingDriver(Driver, Protocol):
         Returns (whether it waited, the job reserved on waking or None); (False, None) when this
         connection does not block. Runs inside the worker's idle section, as `wait_for_job` does.
         """
+
+
+@runtime_checkable
+class GuardedJob(Protocol):
+    """A reserved job whose deferred delete a store may guard (see `qctl.drivers.redis.AckGuard`)."""
+
+    guard: Any
+    held: bool
+    """Set when the guard withheld its permit: the job is still reserved, to be settled the long way."""

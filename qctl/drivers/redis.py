@@ -21,7 +21,7 @@ from qctl.config import DEFAULT_REDIS_URL, ConnectionConfig
 from qctl.drivers.base import ReservedJob
 from qctl.drivers.redis_client import Call, RedisClient
 from qctl.drivers.redis_keys import QueueKeys, group_by_slot, queue_keys, slot_of
-from qctl.drivers.scripts import script
+from qctl.drivers.scripts import Script, script
 from qctl.errors import DriverError
 
 BULK_CHUNK = 500
@@ -35,6 +35,18 @@ def new_token() -> str:
     return os.urandom(8).hex()
 
 
+@dataclass(frozen=True, slots=True)
+class AckGuard:
+    """A script that must run before a finished job may be deleted, sent in the same round trip as the
+    reserve that deletes it (`pop_after`). The driver appends a permit key to `keys`; the script sets
+    that key when the job may go. Without the permit (the script declined, or could not run) the job
+    stays reserved and `held` tells the worker to settle it the long way."""
+
+    script: Script
+    keys: tuple[str, ...]
+    args: tuple[str | bytes, ...]
+
+
 @dataclass(slots=True)
 class RedisReservedJob:
     driver: RedisDriver
@@ -44,6 +56,9 @@ class RedisReservedJob:
     attempts: int
     reclaimed: bool
     token: str
+    guard: AckGuard | None = None
+    held: bool = False
+    """Set by `pop_after` when the guard withheld the permit: the job was not deleted."""
 
     @property
     def key(self) -> str:
@@ -130,6 +145,8 @@ class RedisDriver:
         if finished is not None and pending is None:
             finished.delete()
         self._next_due = None
+        if pending is not None and pending.guard is not None and self.redis.cluster:
+            pending.held, pending.guard, pending = True, None, None  # a guard is never given on a cluster
         for group in self._groups(queues):
             if pending is not None and self.redis.cluster and self.keys(pending.queue).slot != group.queues[0].slot:
                 pending.delete()
@@ -154,11 +171,25 @@ class RedisDriver:
         if finished is None:
             keys: Sequence[str] = group.keys
             args: tuple[str | bytes, ...] = (token, self._lease, "", b"")
+        elif finished.guard is not None:
+            return self._reserve_guarded(group, finished, finished.guard, token)
         else:
             done = self.keys(finished.queue)
             keys = [done.reserved, done.attempts, *group.keys]
             args = (token, self._lease, finished.token, finished.raw)
         return self._reserved(group, token, self.redis.run(self._reserve_script, keys, args))
+
+    def _reserve_guarded(self, group: SlotGroup, finished: RedisReservedJob, guard: AckGuard, token: str) -> RedisReservedJob | None:
+        """The guard's script, then the reserve that deletes `finished` only with its permit: one round trip."""
+        done = self.keys(finished.queue)
+        permit = f"{done.ready}:permit:{finished.token}"
+        keys = [done.reserved, done.attempts, permit, *group.keys]
+        args = (token, self._lease, finished.token, finished.raw, "1")
+        granted, result = self.redis.run_guarded(
+            (guard.script, (*guard.keys, permit), guard.args), (self._reserve_script, keys, args)
+        )
+        finished.held, finished.guard = granted != 1, None
+        return self._reserved(group, token, result)
 
     def _reserved(self, group: SlotGroup, token: str, result: Any) -> RedisReservedJob | None:
         """The reserve script's answer: the job it reserved, or None (noting when to look again)."""

@@ -306,6 +306,24 @@ class RedisClient:
         except rx.RedisError as exc:
             raise self.driver_error(script.name, exc) from exc
 
+    def run_guarded(self, guard: Call, main: Call) -> tuple[Any, Any]:
+        """Two script calls in one write (not on a cluster): `guard` first, then `main`. `main`'s error is
+        raised; `guard`'s comes back as its reply (an error object: the guard did not run). A script
+        the server lost (NOSCRIPT) is loaded; only `main` is run again."""
+        try:
+            wire = self._wire()
+            replies = wire.call_many([("EVALSHA", c[0].sha, len(c[1]), *c[1], *c[2]) for c in (guard, main)])
+            granted, result = replies
+            if isinstance(granted, rx.NoScriptError):
+                wire.call("SCRIPT", "LOAD", guard[0].source)
+            if isinstance(result, rx.NoScriptError):
+                result = load_and_run(wire, *main)
+            elif isinstance(result, rx.RedisError):
+                raise result
+            return granted, result
+        except rx.RedisError as exc:
+            raise self.driver_error(main[0].name, exc) from exc
+
     def _run_on_cluster(self, script: Script, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
         client = self.client()
         try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from qctl.bus.dispatcher import Prepared
 from qctl.bus.hooks import BatchAccess, CompositeHooks, JobHooks
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.crashpoints import crash_point
-from qctl.drivers.base import PushesWithDelete, ReservedJob
+from qctl.drivers.base import GuardedJob, PushesWithDelete, ReservedJob
 from qctl.errors import DriverError, JobTimedOutError, MaxAttemptsExceededError, PayloadError
 from qctl.events import (
     EventBus,
@@ -63,6 +64,9 @@ class RunningJob:
     chain_appended: list[Any] = field(default_factory=list)
     follow_ups: list[Prepared] = field(default_factory=list)
     """Jobs to push together with this one's removal (a chain's next link)."""
+    settle_before_ack: Callable[[], None] | None = None
+    """Success bookkeeping a hook left to ride with the job's deferred delete (see GuardedJob); it runs
+    before any other removal of the job."""
     batch_adds: int = 0
     """`batch().add()` calls so far: the n-th call's jobs get the same ids when the job runs again."""
 
@@ -207,6 +211,9 @@ class JobRunner:
         else:
             if running.failed:
                 return running
+            late = running.settle_before_ack is not None
+            if late and (running.follow_ups or running.is_settled() or not defer_delete) and not self.settle_now(running):
+                return running
             if running.follow_ups:
                 crash_point("after_handle_before_ack")
                 self.ack_with_follow_ups(running)
@@ -226,6 +233,20 @@ class JobRunner:
             running.follow_ups = []
             self.notice(f"{exc}; job {running.job_id} ran but is put back until its success can be recorded")
             running.release(STORE_DOWN_RETRY_SECONDS)
+
+    def settle_now(self, running: RunningJob) -> bool:
+        """Run the bookkeeping left for the acknowledgement now (it will not ride with it)."""
+        settle, running.settle_before_ack = running.settle_before_ack, None
+        if isinstance(running.reserved, GuardedJob):
+            running.reserved.guard = None
+        try:
+            if settle is not None:
+                settle()
+        except DriverError as exc:
+            self.notice(f"{exc}; job {running.job_id} ran but is put back until its success can be recorded")
+            running.release(STORE_DOWN_RETRY_SECONDS)
+            return False
+        return True
 
     @staticmethod
     def ack_with_follow_ups(running: RunningJob) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from qctl.clock import SYSTEM_CLOCK, Clock
-from qctl.drivers.base import Driver, ReservedJob
+from qctl.drivers.base import Driver, GuardedJob, ReservedJob
 from qctl.errors import DriverError
 from qctl.events import EventBus, Looping, WorkerNotice, WorkerStopping
 from qctl.worker.heartbeat import Heartbeat, NoHeartbeat, WorkerStatus
@@ -92,6 +92,8 @@ class Worker:
         self.memory_check = Throttle(MEMORY_CHECK_SECONDS, self.clock)
         # A job that ran to its end, deleted by the next reserve when the driver can fold the two.
         self.finished: ReservedJob | None = None
+        self.finished_settle: Callable[[], None] | None = None
+        """Bookkeeping that rides with the finished job's delete (a batch success); done first if it cannot."""
         self.pop_after: PopAfter | None = getattr(self.driver, "pop_after", None)
         self.wait_for_job: WaitForJob | None = getattr(self.driver, "wait_for_job", None)
         self.wait_and_pop: WaitAndPop | None = getattr(self.driver, "wait_and_pop", None)
@@ -186,9 +188,24 @@ class Worker:
     def reserve(self) -> ReservedJob | None:
         if self.finished is None or self.pop_after is None:
             return self.driver.pop(self.queues)
-        job = self.pop_after(self.finished, self.queues)
-        self.finished = None
+        finished, settle = self.finished, self.finished_settle
+        job = self.pop_after(finished, self.queues)
+        self.finished = self.finished_settle = None
+        # a job left with bookkeeping carries a guard (GuardedJob); a protocol isinstance costs ~5 µs here
+        if settle is not None and cast(GuardedJob, finished).held:
+            self.settle_held(finished, settle)
         return job
+
+    def settle_held(self, finished: ReservedJob, settle: Callable[[], None]) -> None:
+        """The store declined to settle the finished job with its delete: do it the long way, then delete."""
+        self.lease.hold(finished)
+        try:
+            settle()
+            finished.delete()
+        except DriverError as exc:
+            self.notice(f"{exc}; finished job {finished.key} may run again after retry_after")
+        finally:
+            self.lease.drop()
 
     def before_waiting(self) -> None:
         """Nothing runs while the worker waits: no job's watchdog may fire, no finished job may linger."""
@@ -198,8 +215,13 @@ class Worker:
     def delete_finished(self) -> None:
         """The loop is about to wait or stop: delete the finished job now rather than with the next reserve."""
         job, self.finished = self.finished, None
+        settle, self.finished_settle = self.finished_settle, None
         if job is not None:
             try:
+                if settle is not None:
+                    if isinstance(job, GuardedJob):
+                        job.guard = None
+                    settle()
                 job.delete()
             except DriverError as exc:
                 self.notice(f"{exc}; finished job {job.key} may run again after retry_after")
@@ -217,6 +239,7 @@ class Worker:
             running = self.runner.process(job, defer_delete=self.pop_after is not None)
             if not running.is_settled():
                 self.finished = job
+                self.finished_settle = running.settle_before_ack
         except DriverError as exc:
             # The job stays reserved and comes back after retry_after: at least once, never lost.
             self.notice(f"{exc}; job {job.key} will be retried after retry_after")

@@ -163,3 +163,23 @@ def test_the_batch_commands(setup_factory, runtime_factory, ledger) -> None:  # 
 
 def _outside_app(batch: object) -> None:
     """A module-level function of the tests package, which is not in `app`."""
+
+
+def test_on_one_redis_successes_ride_with_the_delete_and_the_last_goes_the_long_way(setup_factory, runtime_factory, ledger) -> None:  # type: ignore[no-untyped-def]
+    """Queue and batch store on one Redis: a success that makes nothing due is recorded in the round
+    trip that deletes its job and reserves the next; the one that makes `then` due is held back,
+    recorded on its own, its callbacks run, and only then deleted."""
+    runtime = runtime_factory(setup_factory("redis", batch_store="redis"))
+    with current(runtime):
+        batch = Bus.batch([flow.Step(f"j{n}") for n in range(6)]).then(flow.on_then).finally_(flow.on_finally).dispatch()
+        with_progress = Bus.batch([flow.Step(f"p{n}") for n in range(3)]).progress(flow.on_progress).dispatch()
+    store = runtime.batches.store
+    long_way: list[str] = []
+    record = store.record_success
+    store.record_success = lambda batch_id, uuid: long_way.append(batch_id) or record(batch_id, uuid)  # type: ignore[method-assign]
+    drain(runtime)
+    done = batch.fresh()
+    assert done.finished() and done.pending_jobs == 0 and len(lines(ledger, "then")) == 1
+    assert len(lines(ledger, "finally")) == 1 and queue_size(runtime) == 0
+    assert long_way.count(batch.id) == 1  # only the last; the five before it rode with their deletes
+    assert long_way.count(with_progress.id) == 3  # progress callbacks run after every success: no riding

@@ -7,12 +7,16 @@
 -- Attempts live outside the payload, in queues:<q>:attempts keyed by the payload's sha1.
 -- KEYS[1]   finished job's queues:<q>:reserved   } only when ARGV[3] ~= ''
 -- KEYS[2]   finished job's queues:<q>:attempts   }
+-- KEYS[3]   a permit key                         only when ARGV[5] == '1': the finished job is deleted
+--           only if this key exists (it is deleted too); a script the caller ran just before, in the
+--           same round trip, sets it once it did what had to happen before the job may go
 -- then 5 keys per queue, in priority order:
 --           queues:<q>, queues:<q>:delayed, queues:<q>:reserved, queues:<q>:notify, queues:<q>:attempts
 -- ARGV[1]   token: 16 hex characters naming the new reservation
 -- ARGV[2]   retry_after: lease length in seconds; '' = leases never expire
 -- ARGV[3]   the finished job's reservation token, '' when there is none
 -- ARGV[4]   the finished job's payload
+-- ARGV[5]   '1' when KEYS[3] is a permit key, else '' or absent
 -- Returns {queue number (1-based), payload, attempts, reclaimed (0/1)}
 --      or {0, seconds until the next delayed job is due or lease expires ('' = nothing pending)},
 --      having then dropped the queues' wake-up tokens (no job is behind them).
@@ -67,10 +71,15 @@ end
 
 local first = 1
 if ARGV[3] ~= '' then
-  if redis.call('ZREM', KEYS[1], ARGV[3] .. ':' .. ARGV[4]) == 1 then
+  first = 3
+  local permitted = true
+  if ARGV[5] == '1' then
+    permitted = redis.call('DEL', KEYS[3]) == 1
+    first = 4
+  end
+  if permitted and redis.call('ZREM', KEYS[1], ARGV[3] .. ':' .. ARGV[4]) == 1 then
     redis.call('HDEL', KEYS[2], redis.sha1hex(ARGV[4]))
   end
-  first = 3
 end
 
 local queues = (#KEYS - first + 1) / 5
