@@ -5,12 +5,15 @@ from qctl.facades import Bus, Queue, dispatch, dispatch_if, dispatch_sync, dispa
 from qctl.jobs.contracts import ShouldBeEncrypted, ShouldBeUnique, ShouldBeUniqueUntilProcessing
 from qctl.jobs.functions import QueuedFunction, queueable, queued
 from qctl.jobs.job import Job
+from qctl.middleware.limits import Limit, RateLimiter
 
 __all__ = [
     "Bus",
     "Job",
+    "Limit",
     "Queue",
     "QueuedFunction",
+    "RateLimiter",
     "ShouldBeEncrypted",
     "ShouldBeUnique",
     "ShouldBeUniqueUntilProcessing",

@@ -57,6 +57,8 @@ class Config:
     failed: StoreConfig = StoreConfig("database", DEFAULT_SQLITE_URL, "failed_jobs")
     batching: StoreConfig = StoreConfig("database", DEFAULT_SQLITE_URL, "job_batches")
     cache: StoreConfig = StoreConfig("database", DEFAULT_SQLITE_URL, "cache")
+    caches: Mapping[str, StoreConfig] = field(default_factory=dict)
+    """Named cache stores (`[caches.NAME]`), for `unique_via()` and a middleware's `cache=`."""
     models_session: str | None = None
     declared: tuple[str, ...] = ()
     """Connections named in the file (the built-in ones are always available too)."""
@@ -145,7 +147,7 @@ _STORE_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "url": (str, "a URL string"),
     "table": (str, "a table name"),
 }
-_TOP_KEYS = ("default", "app", "key", "connections", "failed", "batching", "cache", "models")
+_TOP_KEYS = ("default", "app", "key", "connections", "failed", "batching", "cache", "caches", "models")
 
 
 def parse(raw: Mapping[str, Any], source: str = BUILT_IN) -> Config:
@@ -174,6 +176,7 @@ def parse(raw: Mapping[str, Any], source: str = BUILT_IN) -> Config:
         failed=_parse_store(raw, "failed", FAILED_DRIVERS, store_url, "failed_jobs", source),
         batching=_parse_store(raw, "batching", BATCHING_DRIVERS, store_url, "job_batches", source),
         cache=_parse_store(raw, "cache", CACHE_DRIVERS, store_url, "cache", source),
+        caches=_parse_caches(raw.get("caches", {}), store_url, source),
         models_session=session,
         declared=tuple(user_connections),
     )
@@ -235,6 +238,12 @@ def _parse_store(
         store_url = DEFAULT_REDIS_URL if driver == "redis" else url
     store_table = _typed(section, "table", str, "a table name", source, where) or table
     return StoreConfig(driver, store_url, store_table)
+
+
+def _parse_caches(sections: Any, url: str, source: str) -> dict[str, StoreConfig]:
+    if not isinstance(sections, dict):
+        raise ConfigError(f"{source}: caches: expected a table of named cache stores ([caches.NAME])")
+    return {name: _parse_store(sections, name, CACHE_DRIVERS, url, "cache", f"{source}: caches") for name in sections}
 
 
 def _default_store_url(connections: Mapping[str, ConnectionConfig], default: str) -> str:

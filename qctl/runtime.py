@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from qctl.bus.batching import Batches
     from qctl.bus.chain import Chains
     from qctl.bus.retry import FailedJobRetrier
+    from qctl.bus.unique import UniqueLocks
 
 
 class Runtime:
@@ -71,9 +72,30 @@ class Runtime:
 
         return cache.connect(self.config.cache)
 
+    def cache_store(self, name: str | None = None) -> CacheStore:
+        """The `[cache]` store (name None or "default"), or a named `[caches.NAME]` one."""
+        if name is None or name == "default":
+            return self.cache
+        stores = self.__dict__.setdefault("_named_caches", {})
+        if name not in stores:
+            from qctl import cache
+
+            store_config = self.config.caches.get(name)
+            if store_config is None:
+                known = ", ".join(sorted(self.config.caches)) or "none"
+                raise ConfigError(f"no cache store named {name!r}: add a [caches.{name}] section (named stores: {known})")
+            stores[name] = cache.connect(store_config)
+        return stores[name]  # type: ignore[no-any-return]
+
     @cached_property
     def dispatcher(self) -> Dispatcher:
-        return Dispatcher(self.config, self.connections, self.signer, self.run_in_process)
+        return Dispatcher(self.config, self.connections, self.signer, self.run_in_process, locks=self.unique_locks)
+
+    @cached_property
+    def unique_locks(self) -> UniqueLocks:
+        from qctl.bus.unique import UniqueLocks
+
+        return UniqueLocks(self.cache_store)
 
     @cached_property
     def chains(self) -> Chains:
@@ -116,17 +138,21 @@ class Runtime:
             rules=self.failure_rules(driver.connection_name, options),
             hooks=self.hooks(),
             batches=self.batches,
+            caches=self.cache_store,
         )
         queues = options.queues or (driver.default_queue,)
         return Worker(driver, runner, options, self.events, controls=CacheControls(self.cache),
                       heartbeat=self.heartbeat(options.name, driver.connection_name, queues))
 
     def hooks(self) -> CompositeHooks:
-        """The after-duties every runner calls when a job settles, in order: batch bookkeeping, then the chain."""
+        """The after-duties every runner calls when a job settles, in order: batch bookkeeping, the chain,
+        then unique locks."""
         from qctl.bus.batching import BatchHooks
         from qctl.bus.chain import ChainHooks
+        from qctl.bus.unique import UniqueHooks
 
-        return CompositeHooks([BatchHooks(self.batches), ChainHooks(self.chains, self.resolver())])
+        return CompositeHooks([BatchHooks(self.batches), ChainHooks(self.chains, self.resolver()),
+                               UniqueHooks(self.unique_locks)])
 
     def heartbeat(self, name: str, connection: str, queues: tuple[str, ...]) -> CacheHeartbeat:
         identity = WorkerIdentity.of_this_process(name, connection, queues)
@@ -163,10 +189,10 @@ class Runtime:
             connection_name,
             signer=self.signer,
             resolver=self.resolver(trusted=True),
-            failed_store=self.failed_store,
             events=self.events,
             hooks=self.hooks(),
             batches=self.batches,
+            caches=self.cache_store,
         )
         run_inline(runner, queue, raw)
 

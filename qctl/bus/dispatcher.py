@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from qctl.bus.payloads import build_envelope, delay_seconds
+from qctl.bus.unique import UniqueLocks, lock_spec
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.config import Config
 from qctl.connections import ConnectionManager
@@ -18,6 +20,8 @@ from qctl.payload.envelope import Envelope
 from qctl.payload.signing import Signer
 
 RunInProcess = Callable[[str, str, bytes], None]
+
+log = logging.getLogger("qctl.dispatch")
 
 
 @dataclass(frozen=True)
@@ -44,18 +48,34 @@ class Dispatcher:
         signer: Signer | None,
         run_in_process: RunInProcess,
         clock: Clock = SYSTEM_CLOCK,
+        locks: UniqueLocks | None = None,
     ) -> None:
         self.config = config
+        self.locks = locks
         self.connections = connections
         self.signer = signer
         self.run_in_process = run_in_process
         self.clock = clock
         self._allowed_modules: set[str] = set()
 
-    def dispatch(self, job: Job) -> str:
-        """Push the job on its connection and queue; returns its id (the payload uuid)."""
-        ready = self.prepare(job)
-        ready.driver.push(ready.payload, ready.queue, ready.delay)
+    def dispatch(self, job: Job) -> str | None:
+        """Push the job on its connection and queue; returns its id (the payload uuid), or None for a
+        unique job whose lock another queued job holds (nothing is pushed)."""
+        spec = lock_spec(job) if self.locks is not None else None
+        if spec is None:
+            ready = self.prepare(job)
+            ready.driver.push(ready.payload, ready.queue, ready.delay)
+            return ready.uuid
+        assert self.locks is not None
+        ready = self.prepare(job, extra=spec.field())
+        if not self.locks.acquire(spec, ready.uuid):
+            log.debug("%s not dispatched: a job with its unique id holds %s", job.display_name(), spec.key)
+            return None
+        try:
+            ready.driver.push(ready.payload, ready.queue, ready.delay)
+        except BaseException:
+            self.locks.release_quietly(spec.key, spec.via, ready.uuid)
+            raise
         return ready.uuid
 
     def bulk(self, jobs: Iterable[Job]) -> list[str]:

@@ -6,6 +6,7 @@ each live in their own module and only override what they need. Order matters
 and is the runner's promise:
 
 - `before_handle` runs after the job was decoded, before its middleware and `handle()`;
+- `before_handler` runs inside the middleware, just before `handle()`, when they let it through;
 - `after_success` runs when `handle()` returned without the job failing or releasing
   itself (a job that called `delete()` counts as a success), **before** the job is
   removed from its queue: a worker killed in between runs the job again (at least
@@ -71,6 +72,9 @@ class JobHooks:
     def before_handle(self, running: SettlingJob, job: Job) -> None:
         """The job is about to run (its middleware, then `handle()`)."""
 
+    def before_handler(self, running: SettlingJob, job: Job) -> None:
+        """The middleware let the job through: `handle()` is called next."""
+
     def after_success(self, running: SettlingJob, job: Job) -> None:
         """`handle()` returned; the job is still on its queue."""
 
@@ -97,6 +101,10 @@ class CompositeHooks(JobHooks):
     def before_handle(self, running: SettlingJob, job: Job) -> None:
         for hook in self.hooks:
             hook.before_handle(running, job)
+
+    def before_handler(self, running: SettlingJob, job: Job) -> None:
+        for hook in self.hooks:
+            hook.before_handler(running, job)
 
     def after_success(self, running: SettlingJob, job: Job) -> None:
         for hook in self.hooks:

@@ -1,9 +1,12 @@
-"""A small shared store for flags, counters and heartbeats (a subset of Laravel's Cache)."""
+"""A small shared store for flags, counters, locks, rate limits and heartbeats (a subset of Laravel's Cache)."""
 
 from __future__ import annotations
 
-from qctl.cache.base import CacheStore
-from qctl.config import StoreConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qctl.cache.base import CacheStore
+    from qctl.config import StoreConfig
 
 __all__ = ["CacheStore", "connect"]
 
@@ -16,3 +19,11 @@ def connect(config: StoreConfig) -> CacheStore:
     from qctl.cache.database import DatabaseCacheStore
 
     return DatabaseCacheStore(config.url, config.table)
+
+
+def __getattr__(name: str) -> object:
+    if name == "CacheStore":
+        from qctl.cache.base import CacheStore
+
+        return CacheStore
+    raise AttributeError(name)

@@ -34,3 +34,35 @@ def chain_link(uuid: str) -> str:
 def chain_catch(uuid: str) -> str:
     """Present once the chain catch callbacks for a failed link (by its uuid) ran."""
     return f"qctl:chain-catch:{uuid}"
+
+
+KEY_ROOM = 200
+"""Longest key kept as written; a longer one (a user's key) is shortened to a digest that stays unique."""
+
+
+def _bounded(key: str) -> str:
+    if len(key) <= KEY_ROOM:
+        return key
+    import hashlib
+
+    return key[:100] + ":" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def unique_job(name: str, unique_id: str) -> str:
+    """The lock a ShouldBeUnique job (by its display name and unique id) holds while queued."""
+    return _bounded(f"qctl:unique:{name}:{unique_id}")
+
+
+def overlap(name: str | None, key: str) -> str:
+    """WithoutOverlapping's lock: per job class and key, or per key alone when shared (`name` None)."""
+    return _bounded(f"qctl:overlap:{key}" if name is None else f"qctl:overlap:{name}:{key}")
+
+
+def limiter(name: str, key: str, limit: int, period: float) -> str:
+    """One rate limit's hits: the limiter's name, the limit's `by()` key, and its size."""
+    return _bounded(f"qctl:limiter:{name}:{limit}/{period:g}:{key}")
+
+
+def throttle(key: str) -> str:
+    """ThrottlesExceptions: exceptions counted per key, and the time until which the job is held back."""
+    return _bounded(f"qctl:throttle:{key}")

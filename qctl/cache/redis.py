@@ -1,7 +1,9 @@
 """The Redis cache store: plain keys under `<table>:` (the `[cache] table`, default `cache`).
 
 Expiry is Redis's own (PX, milliseconds); `add` is SET NX; `increment` is one Lua script so a
-counter and its time to live are created together.
+counter and its time to live are created together. Locks live under `<table>:lock:<key>`; a rate
+limiter is a hash of bucket counts under `<table>:limiter:<key>`, counted by one script that reads
+the server's TIME, so every client host shares one clock.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from typing import Any
 import redis
 from redis import exceptions as rx
 
+from qctl.cache import limits
+from qctl.cache.base import Hit, keep_trying, lock_seconds
+from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.drivers.redis_client import reason_of, server_of
 from qctl.errors import StoreUnavailableError
 
 SCAN_COUNT = 500
+LOCK_PREFIX = "lock:"
 
 
 def _millis(ttl: float | None) -> int | None:
@@ -30,11 +36,12 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisCacheStore:
-    def __init__(self, url: str, namespace: str = "cache") -> None:
+    def __init__(self, url: str, namespace: str = "cache", clock: Clock = SYSTEM_CLOCK) -> None:
         self.url = url
         self.namespace = f"{namespace}:"
+        self.clock = clock  # only block() sleeps on it: expiry is Redis's PX, the limiter reads Redis's TIME
         self._client: Any = None
-        self._increment: Any = None
+        self._scripts: dict[str, Any] = {}
 
     def get(self, key: str) -> str | None:
         with self._errors("read"):
@@ -52,7 +59,7 @@ class RedisCacheStore:
     def increment(self, key: str, by: int = 1, ttl: float | None = None) -> int:
         millis = _millis(ttl)
         with self._errors("increment"):
-            script = self._increment_script()
+            script = self._script("increment")
             return int(script(keys=[self.namespace + key], args=[by, "" if millis is None else millis]))
 
     def forget(self, key: str) -> bool:
@@ -68,6 +75,50 @@ class RedisCacheStore:
         cut = len(self.namespace)
         return {k.decode("utf-8")[cut:]: v.decode("utf-8") for k, v in zip(keys, values, strict=True) if v is not None}
 
+    # Locks: SET NX PX with the owner as the value; renewal and compare-and-delete in Lua.
+
+    def acquire(self, key: str, owner: str, ttl: float | None) -> bool:
+        millis = _millis(lock_seconds(ttl))
+        with self._errors("acquire a lock"):
+            return bool(self._script("acquire")(keys=[self._lock(key)], args=[owner, millis]))
+
+    def block(self, key: str, owner: str, ttl: float | None, timeout: float) -> bool:
+        return keep_trying(lambda: self.acquire(key, owner, ttl), timeout, self.clock)
+
+    def release(self, key: str, owner: str) -> bool:
+        with self._errors("release a lock"):
+            return bool(self._script("release")(keys=[self._lock(key)], args=[owner]))
+
+    def force_release(self, key: str) -> bool:
+        with self._errors("release a lock"):
+            return bool(self._redis().delete(self._lock(key)))
+
+    def owner(self, key: str) -> str | None:
+        with self._errors("read a lock"):
+            value = self._redis().get(self._lock(key))
+        return None if value is None else value.decode("utf-8")
+
+    # Rate limits: see qctl.cache.limits for the window.
+
+    def hit(self, key: str, limit: int, period: float) -> Hit:
+        limits.check_window(limit, period)
+        micros = max(limits.BUCKETS, round(period * 1_000_000))
+        with self._errors("count a hit"):
+            allowed, remaining, retry = self._script("hit")(keys=[self._limiter(key)], args=[limit, micros, limits.BUCKETS])
+        return Hit(bool(allowed), int(remaining), int(retry) / 1_000_000)
+
+    def reset_hits(self, key: str) -> None:
+        with self._errors("reset hits"):
+            self._redis().delete(self._limiter(key))
+
+    def hits(self, key: str, period: float) -> int:
+        limits.check_period(period)
+        with self._errors("read hits"):
+            pipe = self._redis().pipeline(transaction=True)  # the server's now, with the counts it applies to
+            (seconds, micros), raw = pipe.time().hgetall(self._limiter(key)).execute()
+        counts = {int(bucket): int(hits) for bucket, hits in raw.items()}
+        return limits.counted(counts, seconds + micros / 1_000_000, period)
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -78,11 +129,18 @@ class RedisCacheStore:
             self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=30)
         return self._client
 
-    def _increment_script(self) -> Any:
-        if self._increment is None:
-            text = files("qctl.cache").joinpath("lua/increment.lua").read_text(encoding="utf-8")
-            self._increment = self._redis().register_script(text)
-        return self._increment
+    def _script(self, name: str) -> Any:
+        """A script under lua/ by name, registered once (redis-py reloads it after NOSCRIPT)."""
+        if name not in self._scripts:
+            text = files("qctl.cache").joinpath(f"lua/{name}.lua").read_text(encoding="utf-8")
+            self._scripts[name] = self._redis().register_script(text)
+        return self._scripts[name]
+
+    def _lock(self, key: str) -> str:
+        return f"{self.namespace}{LOCK_PREFIX}{key}"
+
+    def _limiter(self, key: str) -> str:
+        return f"{self.namespace}{limits.LIMITER_PREFIX}{key}"
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from qctl.bus.unique import MARKER
 from qctl.cli import context, options, output
 from qctl.errors import PayloadError, UsageError
 from qctl.failed.base import FailedJob
@@ -49,14 +50,20 @@ def forget(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="Fa
     missing = [uuid for uuid in ids if store.find(uuid) is None]
     if missing:
         raise UsageError(f"no failed job with id {', '.join(missing)} (see `qctl failed`); nothing was deleted")
+    runtime = context.get(ctx).runtime
     for uuid in ids:
+        record = store.find(uuid)
         store.forget(uuid)
+        if record is not None and MARKER in record.payload:  # a lock a refused payload left behind
+            runtime.unique_locks.release_payloads([record.payload])
         output.info(f"Deleted failed job {uuid}.")
 
 
 def flush(ctx: typer.Context, hours: Hours = None) -> None:
     """Delete every failed job (or only those older than --hours)."""
-    deleted = context.get(ctx).runtime.failed_store.flush(hours)
+    runtime = context.get(ctx).runtime
+    deleted, unique = runtime.failed_store.flush_returning(hours, MARKER)
+    runtime.unique_locks.release_payloads(unique)
     output.info(f"Deleted {deleted} failed job{'' if deleted == 1 else 's'}.")
 
 

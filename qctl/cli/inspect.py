@@ -6,7 +6,9 @@ from typing import Annotated
 
 import typer
 
+from qctl.bus.unique import MARKER
 from qctl.cli import context, options, output
+from qctl.drivers.base import ClearsReturning
 
 
 def clear(
@@ -21,5 +23,9 @@ def clear(
     name = queue or driver.default_queue
     if not force and not typer.confirm(f"Delete every job of queue {name!r} on {driver.connection_name!r}?"):
         raise typer.Exit(1)
-    cleared = driver.clear(name)
+    if isinstance(driver, ClearsReturning):
+        cleared, unique = driver.clear_returning(name, MARKER)
+        runtime.unique_locks.release_payloads(unique)
+    else:
+        cleared = driver.clear(name)
     output.info(f"Cleared {cleared} jobs from queue {name!r} on {driver.connection_name!r}.")

@@ -41,8 +41,13 @@ def render_worker_events(events: EventBus, verbose: bool) -> None:
     events.listen(WorkerNotice, lambda e: output.notice(f"{timestamp()} {e.message}"))
     events.listen(JobFailed, lambda e: output.line(_job_line(e.job, "FAIL", f"  {_first_line(e.exception)}")))
     if verbose:
-        events.listen(JobProcessed, lambda e: output.line(_job_line(e.job, "DONE")))
+        events.listen(JobProcessed, lambda e: output.line(_job_line(e.job, _done(e.job))))
         events.listen(JobReleasedAfterException, lambda e: output.line(_job_line(e.job, f"RETRY in {e.delay:g}s", f"  {_first_line(e.exception)}")))
+
+
+def _done(job: object) -> str:
+    """DONE, or what stopped a job its middleware never let reach handle() (it is deleted)."""
+    return "DONE" if getattr(job, "handled", True) else "SKIPPED by middleware (deleted)"
 
 
 def _job_line(job: object, outcome: str, detail: str = "") -> str:

@@ -20,6 +20,9 @@ class ReservedJob(Protocol):
     """Reservations so far, this one included (1 on the first run)."""
     reclaimed: bool
     """True when this reservation took the job back from a worker whose lease expired."""
+    held_for: float | None
+    """When reclaimed: how long that worker kept its lease alive (its last renewal minus its reservation,
+    on the store's clock; whole seconds on SQL), or None when unknown or not reclaimed."""
 
     @property
     def key(self) -> str:
@@ -122,3 +125,11 @@ class GuardedJob(Protocol):
     guard: Any
     held: bool
     """Set when the guard withheld its permit: the job is still reserved, to be settled the long way."""
+
+
+@runtime_checkable
+class ClearsReturning(Protocol):
+    """A driver that can hand back what `clear` removed (unique jobs' locks are then released)."""
+
+    def clear_returning(self, queue: str, marker: bytes) -> tuple[int, list[bytes]]:
+        """Delete every job of `queue` at once; (how many, the deleted payloads containing `marker`)."""

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, literal_column, select
+from sqlalchemy import ColumnElement, Connection, Engine, case, delete, func, literal_column, select
 from sqlalchemy.exc import DBAPIError
 
 from qctl.config import ConnectionConfig
@@ -53,6 +53,7 @@ class DatabaseReservedJob:
     raw: bytes
     attempts: int
     reclaimed: bool
+    held_for: float | None = None
 
     @property
     def key(self) -> str:
@@ -162,10 +163,11 @@ class DatabaseDriver:
                 row = self._reserve(cursor, sql, queue, held)
                 held = None
                 if row is not None:
-                    job_id, payload, attempts, previous_reservation = row
+                    job_id, payload, attempts, previous_renewal, previous_start = row
                     raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-                    reclaimed = previous_reservation is not None
-                    return DatabaseReservedJob(self, job_id, self.connection_name, queue, raw, attempts, reclaimed)
+                    held_for = None if previous_renewal is None else float(previous_renewal - previous_start)
+                    return DatabaseReservedJob(self, job_id, self.connection_name, queue, raw, attempts,
+                                               reclaimed=previous_renewal is not None, held_for=held_for)
         if held is not None:  # no queue to reserve from
             held.delete()
         return None
@@ -182,10 +184,10 @@ class DatabaseDriver:
             found = _fetch_one(cursor, sql.next_available, {"q": queue})
             if found is None:
                 return None
-            job_id, payload, attempts, previous = found
+            job_id, payload, attempts, previous, started = found
             _execute(cursor, sql.mark_reserved, {"id": job_id})
         # The row was locked (SKIP LOCKED, or SQLite's single writer) from the read to the update.
-        return job_id, payload, attempts + 1, previous
+        return job_id, payload, attempts + 1, previous, started
 
     def delete_reserved(self, job_id: int, attempts: int) -> bool:
         with self._pinned_cursor("delete") as (cursor, sql):
@@ -230,6 +232,14 @@ class DatabaseDriver:
     def clear(self, queue: str) -> int:
         with self._connection("clear") as conn:
             return int(conn.execute(delete(self.table).where(self.table.c.queue == queue)).rowcount)
+
+    def clear_returning(self, queue: str, marker: bytes) -> tuple[int, list[bytes]]:
+        """Clear the queue in one statement; (jobs deleted, the deleted payloads that contain `marker`)."""
+        c = self.table.c
+        held = case((c.payload.contains(marker.decode("utf-8"), autoescape=True), c.payload), else_=None)
+        with self._connection("clear") as conn:
+            rows = conn.execute(delete(self.table).where(c.queue == queue).returning(held)).all()
+        return len(rows), [row[0].encode("utf-8") for row in rows if row[0] is not None]
 
     def close(self) -> None:
         self._pinned.close_all()

@@ -22,4 +22,4 @@ def script(name: str) -> Script:
     return Script(name, source, hashlib.sha1(source).hexdigest())
 
 
-SCRIPT_NAMES = ("push", "later", "reserve", "delete", "delete_push", "release", "renew", "size", "clear")
+SCRIPT_NAMES = ("push", "later", "reserve", "delete", "delete_push", "release", "renew", "size", "clear", "clear_returning")

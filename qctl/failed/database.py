@@ -6,7 +6,7 @@ import datetime as dt
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, case, delete, func, insert, select
 
 from qctl.db.engines import get_engine
 from qctl.db.schema import failed_jobs_table
@@ -74,11 +74,19 @@ class DatabaseFailedJobStore:
         return self._connection(action)
 
     def flush(self, hours: float | None = None) -> int:
+        return self.flush_returning(hours, None)[0]
+
+    def flush_returning(self, hours: float | None, marker: bytes | None) -> tuple[int, list[bytes]]:
+        c = self.table.c
         statement = delete(self.table)
         if hours is not None:
-            statement = statement.where(self.table.c.failed_at <= utc_now() - dt.timedelta(hours=hours))
+            statement = statement.where(c.failed_at <= utc_now() - dt.timedelta(hours=hours))
         with self._connection("flush failed jobs") as conn:
-            return int(conn.execute(statement).rowcount)
+            if marker is None:
+                return int(conn.execute(statement).rowcount), []
+            held = case((c.payload.contains(marker.decode("utf-8"), autoescape=True), c.payload), else_=None)
+            rows = conn.execute(statement.returning(held)).all()
+        return len(rows), [text_to_payload(row[0]) for row in rows if row[0] is not None]
 
     def prune(self, before: dt.datetime) -> int:
         with self._connection("prune failed jobs") as conn:

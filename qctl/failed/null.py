@@ -26,6 +26,9 @@ class NullFailedJobStore:
     def flush(self, hours: float | None = None) -> int:
         return 0
 
+    def flush_returning(self, hours: float | None, marker: bytes) -> tuple[int, list[bytes]]:
+        return 0, []
+
     def prune(self, before: dt.datetime) -> int:
         return 0
 

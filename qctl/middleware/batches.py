@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qctl.middleware.pipeline import Next
+from qctl.middleware.base import Next
 
 
 class SkipIfBatchCancelled:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-Next = Callable[[Any], Any]
+from qctl.middleware.base import MiddlewareError, Next
 
 
 def compose(middlewares: Sequence[Any], final: Next) -> Next:
     """`final` wrapped by each middleware, the first one outermost."""
+    if not isinstance(middlewares, list | tuple):
+        raise MiddlewareError(f"middleware() must return a list, not {type(middlewares).__qualname__}")
     call = final
     for middleware in reversed(middlewares):
+        if not callable(getattr(middleware, "handle", None)):
+            raise MiddlewareError(f"{middleware!r} is not a middleware: it has no handle(job, next) method")
         call = _wrap(middleware, call)
     return call
 

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qctl.bus.dispatcher import Prepared
 from qctl.bus.hooks import BatchAccess, CompositeHooks, JobHooks
@@ -44,6 +44,9 @@ from qctl.worker.options import WorkerOptions
 from qctl.worker.settle import STORE_DOWN_RETRY_SECONDS, JobFailer
 from qctl.worker.timeout import TimeoutGuard, job_timeout
 
+if TYPE_CHECKING:
+    from qctl.worker.lease import LeaseKeeper
+
 log = logging.getLogger("qctl.worker")
 __all__ = ["STORE_DOWN_RETRY_SECONDS", "JobRunner", "RunningJob"]
 
@@ -69,6 +72,10 @@ class RunningJob:
     before any other removal of the job."""
     batch_adds: int = 0
     """`batch().add()` calls so far: the n-th call's jobs get the same ids when the job runs again."""
+    handled: bool = False
+    """Its middleware let it through to `handle()` (a job they stopped is deleted without running)."""
+    stalls: int | None = None
+    """Reservations of this job that were stalls (its worker died under it); None until looked up."""
 
     @property
     def job_id(self) -> str:
@@ -153,6 +160,11 @@ class RunningJob:
             return None
         return self.runner.batches.batch_for(self)
 
+    def cache(self, name: str | None = None) -> Any:
+        if self.runner.caches is None:
+            raise DriverError(f"job {self.job_id}: this runner has no cache store for its middleware")
+        return self.runner.caches(name)
+
 
 class JobRunner:
     def __init__(
@@ -169,8 +181,10 @@ class JobRunner:
         timeout_guard: TimeoutGuard = job_timeout,
         hooks: JobHooks | None = None,
         batches: BatchAccess | None = None,
+        caches: Callable[[str | None], Any] | None = None,
     ) -> None:
         self.connection_name = connection_name
+        self.caches = caches
         self.signer = signer
         self.resolver = resolver
         self.failed_store = failed_store
@@ -185,11 +199,12 @@ class JobRunner:
             connection_name, failed_store, self.rules, resolver, signer, events, self.hooks, self.notice
         )
 
-    def process(self, reserved: ReservedJob, defer_delete: bool = False) -> RunningJob:
+    def process(self, reserved: ReservedJob, defer_delete: bool = False, lease: LeaseKeeper | None = None) -> RunningJob:
         """Run one reserved job to a settled state (deleted, released or failed).
 
         With `defer_delete`, a job that ran to its end is left reserved (not settled) for the
-        caller to delete: a worker folds that into its next reserve when the driver can.
+        caller to delete: a worker folds that into its next reserve when the driver can. The
+        `lease` keeping the job's reservation alive is told its timeout.
         """
         running = RunningJob(reserved, self)
         if not self.is_runnable(running):
@@ -198,12 +213,15 @@ class JobRunner:
             self.events.dispatch(JobProcessing(self.connection_name, running))
         crash_point("before_handle")
         assert running.envelope is not None
+        timeout = self.timeout_for(running.envelope)
+        if lease is not None:
+            lease.set_timeout(timeout)
         try:
-            with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running)):
+            with self.timeout_guard(timeout, lambda: self.timed_out(running)):
                 job = self.instantiate_or_fail(running)
                 if job is not None:
                     self.hooks.before_handle(running, job)
-                    self.call(job)
+                    self.call(running, job)
                     if not (running.released or running.failed):
                         self.succeeded(running, job)
         except Exception as exc:
@@ -271,9 +289,27 @@ class JobRunner:
         except PayloadError as exc:
             self.fail(running, exc)
             return False
-        reason = self.rules.reason_to_fail_before_running(running, self.rules.count_stall(running))
+        if self.rules.previous_attempt_timed_out(running, self.timeout_for(running.envelope)):
+            return self.is_runnable_after_hard_timeout(running)
+        running.stalls = self.rules.count_stall(running)
+        reason = self.rules.reason_to_fail_before_running(running, running.stalls)
         if reason is not None:
             self.fail(running, MaxAttemptsExceededError(reason))
+            return False
+        return True
+
+    def is_runnable_after_hard_timeout(self, running: RunningJob) -> bool:
+        """The previous attempt outran its timeout and the hard timeout ended its worker: that attempt
+        counts, as a soft timeout's does, and the failed record says it timed out."""
+        assert running.envelope is not None
+        seconds = self.timeout_for(running.envelope) or 0
+        exc = JobTimedOutError(f"{running.display_name} has timed out after {seconds:g}s "
+                               "(its worker was stuck and stopped by the hard timeout)")
+        self.events.dispatch(JobTimedOut(self.connection_name, running))
+        thrown = self.rules.count_exception(running)
+        spent = self.rules.reason_to_fail_before_running(running) is not None
+        if running.envelope.fail_on_timeout or spent or self.rules.reason_if_too_many_exceptions(running.envelope, thrown):
+            self.fail(running, exc)
             return False
         return True
 
@@ -310,9 +346,15 @@ class JobRunner:
         else:
             running.release(self.rules.backoff(running))
 
-    @staticmethod
-    def call(job: Job) -> Any:
-        return compose(job.middleware(), lambda j: j.handle())(job)
+    def call(self, running: RunningJob, job: Job) -> Any:
+        """The job's middleware, first outermost, around `handle()` (the hooks told just before it)."""
+
+        def handle(job: Job) -> Any:
+            running.handled = True
+            self.hooks.before_handler(running, job)
+            return job.handle()
+
+        return compose(job.middleware(), handle)(job)
 
     def handle_exception(self, running: RunningJob, exc: Exception) -> None:
         """Laravel's handleJobException: fail when out of attempts, else release after the backoff."""

@@ -1,20 +1,108 @@
-"""The cache store on every database: values, expiry, atomic add and increment."""
+"""The cache store on every database: values, expiry, atomic add and increment.
+
+Time moves on the store's fake clock on SQL; Redis keeps its own expiry (PX), so there the same
+tests wait for real, scaled down to a twentieth.
+"""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
 from qctl.cache.base import CacheStore
+from qctl.cache.database import DatabaseCacheStore
+from qctl.cache.redis import RedisCacheStore
+from qctl.clock import Clock
+from qctl.errors import StoreUnavailableError
+from tests.support.lifecycle_fakes import FakeClock
+
+if TYPE_CHECKING:  # imported by name, pytest would try to collect TestSetup
+    from qctl.runtime import Runtime
+    from tests.support.configs import TestSetup
 
 KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
+SQL_KINDS = ["sqlite", "postgresql", "mariadb"]
+REDIS_SCALE = 0.05
+"""Real seconds per test second on Redis."""
+
+
+def open_store(setup: TestSetup, clock: Clock) -> CacheStore:
+    """The setup's cache store, built directly so that it runs on `clock`."""
+    config = setup.config().cache
+    if config.driver == "redis":
+        return RedisCacheStore(config.url, config.table, clock=clock)
+    return DatabaseCacheStore(config.url, config.table, clock=clock)
+
+
+@contextmanager
+def store_maker(setup: TestSetup) -> Iterator[Callable[[Clock], CacheStore]]:
+    """`make(clock)`: another store on the setup's tables (or keys), closed afterwards."""
+    made: list[CacheStore] = []
+
+    def make(clock: Clock) -> CacheStore:
+        made.append(open_store(setup, clock))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for store in made:
+            store.close()
+
+
+def fake_clock() -> FakeClock:
+    """Half past a whole second, so SQL's whole-second expirations round the same way every run."""
+    return FakeClock(start=math.floor(time.time()) + 0.5)
+
+
+@dataclass
+class Timeline:
+    """Test seconds for one store: the fake clock moves on SQL; on Redis they pass for real, scaled down."""
+
+    clock: FakeClock
+    real: bool
+
+    def seconds(self, units: float) -> float:
+        return units * REDIS_SCALE if self.real else units
+
+    def wait(self, units: float) -> None:
+        if self.real:
+            time.sleep(units * REDIS_SCALE)
+        else:
+            self.clock.advance(units)
 
 
 @pytest.fixture(params=KINDS)
-def store(request, setup_factory, runtime_factory) -> CacheStore:  # type: ignore[no-untyped-def]
-    return runtime_factory(setup_factory(request.param)).cache
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return fake_clock()
+
+
+@pytest.fixture
+def stores(kind: str, setup_factory: Callable[..., TestSetup]) -> Iterator[Callable[[Clock], CacheStore]]:
+    with store_maker(setup_factory(kind)) as make:
+        yield make
+
+
+@pytest.fixture
+def store(stores: Callable[[Clock], CacheStore], clock: FakeClock) -> CacheStore:
+    return stores(clock)
+
+
+@pytest.fixture
+def timeline(kind: str, clock: FakeClock) -> Timeline:
+    return Timeline(clock, real=kind == "redis")
 
 
 def test_put_get_forget(store: CacheStore) -> None:
@@ -27,28 +115,31 @@ def test_put_get_forget(store: CacheStore) -> None:
     assert store.get("a") is None
 
 
-def test_values_expire(store: CacheStore) -> None:
-    store.put("short", "x", ttl=1)
+def test_values_expire(store: CacheStore, timeline: Timeline) -> None:
+    store.put("short", "x", ttl=timeline.seconds(8))
+    store.put("long", "y", ttl=timeline.seconds(60))
     assert store.get("short") == "x"
-    time.sleep(2.1)
+    timeline.wait(10)
     assert store.get("short") is None
+    assert store.get("long") == "y"
 
 
-def test_add_only_when_missing_or_expired(store: CacheStore) -> None:
-    assert store.add("lock", "one", ttl=1) is True
-    assert store.add("lock", "two", ttl=1) is False
+def test_add_only_when_missing_or_expired(store: CacheStore, timeline: Timeline) -> None:
+    assert store.add("lock", "one", ttl=timeline.seconds(8)) is True
+    assert store.add("lock", "two", ttl=timeline.seconds(8)) is False
     assert store.get("lock") == "one"
-    time.sleep(2.1)
+    timeline.wait(10)
     assert store.add("lock", "three") is True
     assert store.get("lock") == "three"
 
 
-def test_increment_counts_from_zero_and_restarts_after_expiry(store: CacheStore) -> None:
+def test_increment_counts_from_zero_and_restarts_after_expiry(store: CacheStore, timeline: Timeline) -> None:
     assert store.increment("n") == 1
     assert store.increment("n", 4) == 5
-    assert store.increment("short", ttl=1) == 1
-    time.sleep(2.1)
+    assert store.increment("short", ttl=timeline.seconds(8)) == 1
+    timeline.wait(10)
     assert store.increment("short") == 1
+    assert store.get("n") == "5"
 
 
 def test_increment_is_atomic_across_threads(store: CacheStore) -> None:
@@ -70,3 +161,45 @@ def test_items_by_prefix(store: CacheStore) -> None:
     store.put("qctl:workers_not", "3")
     store.put("other", "4")
     assert store.items("qctl:worker:") == {"qctl:worker:a": "1", "qctl:worker:b": "2"}
+
+
+def test_the_runtime_builds_the_configured_store(kind: str, setup_factory: Callable[..., TestSetup],
+                                                 runtime_factory: Callable[[TestSetup], Runtime]) -> None:
+    cache = runtime_factory(setup_factory(kind)).cache
+    cache.put("a", "1")
+    assert cache.get("a") == "1"
+    assert isinstance(cache, RedisCacheStore if kind == "redis" else DatabaseCacheStore)
+
+
+DEAD_STORES = {
+    "sqlite": lambda: DatabaseCacheStore("sqlite:////nonexistent-qctl-dir/cache.sqlite"),
+    "postgresql": lambda: DatabaseCacheStore("postgresql+psycopg://postgres@127.0.0.1:1/test"),
+    "mariadb": lambda: DatabaseCacheStore("mysql+pymysql://root@127.0.0.1:1/test"),
+    "redis": lambda: RedisCacheStore("redis://127.0.0.1:1/0"),
+}
+OPERATIONS: dict[str, Callable[[CacheStore], object]] = {
+    "get": lambda s: s.get("a"),
+    "increment": lambda s: s.increment("a"),
+    "acquire": lambda s: s.acquire("a", "me", 10),
+    "block": lambda s: s.block("a", "me", 10, timeout=0),
+    "release": lambda s: s.release("a", "me"),
+    "force_release": lambda s: s.force_release("a"),
+    "owner": lambda s: s.owner("a"),
+    "hit": lambda s: s.hit("a", 5, 1.0),
+    "reset_hits": lambda s: s.reset_hits("a"),
+    "hits": lambda s: s.hits("a", 1.0),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+@pytest.mark.parametrize("dead", list(DEAD_STORES))
+def test_an_unreachable_store_fails_in_one_line(dead: str, operation: str) -> None:
+    store = DEAD_STORES[dead]()
+    try:
+        with pytest.raises(StoreUnavailableError) as caught:
+            OPERATIONS[operation](store)
+    finally:
+        store.close()
+    message = str(caught.value)
+    assert message.startswith("cache") and "cannot" in message
+    assert "\n" not in message and "Traceback" not in message
