@@ -1,10 +1,8 @@
 """Running a job in the caller's process: the `sync` connection and `dispatch_sync()`.
 
-The same runner a worker uses, with the sync policy, as Laravel's sync queue has it: the
-first exception fails the job (`failed()` called, `JobFailed` sent, batch and chain
-bookkeeping done) and is raised to the caller, and nothing is written to the failed
-store (a record there would have no queue to be retried onto). No timeout is armed: the
-soft timeout ends the process, which must never be the caller's.
+The same runner a worker uses, with the sync policy: the first exception fails the
+job (recorded, `failed()` called) and is raised to the caller, and no timeout is armed
+(the soft timeout ends the process, which must never be the caller's).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Any
 from qctl.bus.hooks import BatchAccess, JobHooks
 from qctl.clock import SYSTEM_CLOCK
 from qctl.events import EventBus
-from qctl.failed.null import NullFailedJobStore
+from qctl.failed.base import FailedJobStore
 from qctl.jobs.resolve import Resolver
 from qctl.payload.signing import Signer
 from qctl.worker.failing import FailureRules
@@ -34,7 +32,6 @@ class InProcessJob:
     raw: bytes
     attempts: int = 1
     reclaimed: bool = False
-    held_for: float | None = None
 
     @property
     def key(self) -> str:
@@ -55,6 +52,7 @@ def inline_runner(
     *,
     signer: Signer | None,
     resolver: Resolver,
+    failed_store: FailedJobStore,
     events: EventBus,
     hooks: JobHooks | None = None,
     batches: BatchAccess | None = None,
@@ -65,7 +63,7 @@ def inline_runner(
         connection_name,
         signer=signer,
         resolver=resolver,
-        failed_store=NullFailedJobStore(),
+        failed_store=failed_store,
         events=events,
         options=options,
         rules=FailureRules(options, SYSTEM_CLOCK, fail_at_once=True),

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qctl.bus.dispatcher import Prepared
 from qctl.bus.hooks import BatchAccess, CompositeHooks, JobHooks
@@ -44,9 +44,6 @@ from qctl.worker.options import WorkerOptions
 from qctl.worker.settle import STORE_DOWN_RETRY_SECONDS, JobFailer
 from qctl.worker.timeout import TimeoutGuard, job_timeout
 
-if TYPE_CHECKING:
-    from qctl.worker.lease import LeaseKeeper
-
 log = logging.getLogger("qctl.worker")
 __all__ = ["STORE_DOWN_RETRY_SECONDS", "JobRunner", "RunningJob"]
 
@@ -74,8 +71,6 @@ class RunningJob:
     """`batch().add()` calls so far: the n-th call's jobs get the same ids when the job runs again."""
     handled: bool = False
     """Its middleware let it through to `handle()` (a job they stopped is deleted without running)."""
-    stalls: int | None = None
-    """Reservations of this job that were stalls (its worker died under it); None until looked up."""
 
     @property
     def job_id(self) -> str:
@@ -199,12 +194,11 @@ class JobRunner:
             connection_name, failed_store, self.rules, resolver, signer, events, self.hooks, self.notice
         )
 
-    def process(self, reserved: ReservedJob, defer_delete: bool = False, lease: LeaseKeeper | None = None) -> RunningJob:
+    def process(self, reserved: ReservedJob, defer_delete: bool = False) -> RunningJob:
         """Run one reserved job to a settled state (deleted, released or failed).
 
         With `defer_delete`, a job that ran to its end is left reserved (not settled) for the
-        caller to delete: a worker folds that into its next reserve when the driver can. The
-        `lease` keeping the job's reservation alive is told its timeout.
+        caller to delete: a worker folds that into its next reserve when the driver can.
         """
         running = RunningJob(reserved, self)
         if not self.is_runnable(running):
@@ -213,11 +207,8 @@ class JobRunner:
             self.events.dispatch(JobProcessing(self.connection_name, running))
         crash_point("before_handle")
         assert running.envelope is not None
-        timeout = self.timeout_for(running.envelope)
-        if lease is not None:
-            lease.set_timeout(timeout)
         try:
-            with self.timeout_guard(timeout, lambda: self.timed_out(running)):
+            with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running)):
                 job = self.instantiate_or_fail(running)
                 if job is not None:
                     self.hooks.before_handle(running, job)
@@ -289,27 +280,9 @@ class JobRunner:
         except PayloadError as exc:
             self.fail(running, exc)
             return False
-        if self.rules.previous_attempt_timed_out(running, self.timeout_for(running.envelope)):
-            return self.is_runnable_after_hard_timeout(running)
-        running.stalls = self.rules.count_stall(running)
-        reason = self.rules.reason_to_fail_before_running(running, running.stalls)
+        reason = self.rules.reason_to_fail_before_running(running, self.rules.count_stall(running))
         if reason is not None:
             self.fail(running, MaxAttemptsExceededError(reason))
-            return False
-        return True
-
-    def is_runnable_after_hard_timeout(self, running: RunningJob) -> bool:
-        """The previous attempt outran its timeout and the hard timeout ended its worker: that attempt
-        counts, as a soft timeout's does, and the failed record says it timed out."""
-        assert running.envelope is not None
-        seconds = self.timeout_for(running.envelope) or 0
-        exc = JobTimedOutError(f"{running.display_name} has timed out after {seconds:g}s "
-                               "(its worker was stuck and stopped by the hard timeout)")
-        self.events.dispatch(JobTimedOut(self.connection_name, running))
-        thrown = self.rules.count_exception(running)
-        spent = self.rules.reason_to_fail_before_running(running) is not None
-        if running.envelope.fail_on_timeout or spent or self.rules.reason_if_too_many_exceptions(running.envelope, thrown):
-            self.fail(running, exc)
             return False
         return True
 
