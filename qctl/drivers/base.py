@@ -20,9 +20,6 @@ class ReservedJob(Protocol):
     """Reservations so far, this one included (1 on the first run)."""
     reclaimed: bool
     """True when this reservation took the job back from a worker whose lease expired."""
-    held_for: float | None
-    """When reclaimed: how long that worker kept its lease alive (its last renewal minus its reservation,
-    on the store's clock; whole seconds on SQL), or None when unknown or not reclaimed."""
 
     @property
     def key(self) -> str:

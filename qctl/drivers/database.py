@@ -53,7 +53,6 @@ class DatabaseReservedJob:
     raw: bytes
     attempts: int
     reclaimed: bool
-    held_for: float | None = None
 
     @property
     def key(self) -> str:
@@ -163,11 +162,10 @@ class DatabaseDriver:
                 row = self._reserve(cursor, sql, queue, held)
                 held = None
                 if row is not None:
-                    job_id, payload, attempts, previous_renewal, previous_start = row
+                    job_id, payload, attempts, previous_reservation = row
                     raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-                    held_for = None if previous_renewal is None else float(previous_renewal - previous_start)
-                    return DatabaseReservedJob(self, job_id, self.connection_name, queue, raw, attempts,
-                                               reclaimed=previous_renewal is not None, held_for=held_for)
+                    reclaimed = previous_reservation is not None
+                    return DatabaseReservedJob(self, job_id, self.connection_name, queue, raw, attempts, reclaimed)
         if held is not None:  # no queue to reserve from
             held.delete()
         return None
@@ -184,10 +182,10 @@ class DatabaseDriver:
             found = _fetch_one(cursor, sql.next_available, {"q": queue})
             if found is None:
                 return None
-            job_id, payload, attempts, previous, started = found
+            job_id, payload, attempts, previous = found
             _execute(cursor, sql.mark_reserved, {"id": job_id})
         # The row was locked (SKIP LOCKED, or SQLite's single writer) from the read to the update.
-        return job_id, payload, attempts + 1, previous, started
+        return job_id, payload, attempts + 1, previous
 
     def delete_reserved(self, job_id: int, attempts: int) -> bool:
         with self._pinned_cursor("delete") as (cursor, sql):

@@ -5,9 +5,8 @@ Keys of queue `q` (under the connection's prefix): `queues:q` (ready list of pay
 and lease expiry), `queues:q:notify` (wake-up tokens for blocked workers) and
 `queues:q:attempts` (reservations per payload sha1). Scripts move payload bytes unchanged,
 so garbage reaches the worker byte-exact and goes to the failed store. Each reservation
-carries a token (the server time it began, then random digits); delete, release and renew
-only act while that token still holds the job, so a worker whose lease expired cannot touch
-the job another worker now runs.
+carries a random token; delete, release and renew only act while that token still holds
+the job, so a worker whose lease expired cannot touch the job another worker now runs.
 """
 
 from __future__ import annotations
@@ -60,7 +59,6 @@ class RedisReservedJob:
     guard: AckGuard | None = None
     held: bool = False
     """Set by `pop_after` when the guard withheld the permit: the job was not deleted."""
-    held_for: float | None = None
 
     @property
     def key(self) -> str:
@@ -179,7 +177,7 @@ class RedisDriver:
             done = self.keys(finished.queue)
             keys = [done.reserved, done.attempts, *group.keys]
             args = (token, self._lease, finished.token, finished.raw)
-        return self._reserved(group, self.redis.run(self._reserve_script, keys, args))
+        return self._reserved(group, token, self.redis.run(self._reserve_script, keys, args))
 
     def _reserve_guarded(self, group: SlotGroup, finished: RedisReservedJob, guard: AckGuard, token: str) -> RedisReservedJob | None:
         """The guard's script, then the reserve that deletes `finished` only with its permit: one round trip."""
@@ -191,19 +189,17 @@ class RedisDriver:
             (guard.script, (*guard.keys, permit), guard.args), (self._reserve_script, keys, args)
         )
         finished.held, finished.guard = granted != 1, None
-        return self._reserved(group, result)
+        return self._reserved(group, token, result)
 
-    def _reserved(self, group: SlotGroup, result: Any) -> RedisReservedJob | None:
-        """The reserve script's answer: the job it reserved (under the token the script made from the
-        one sent), or None (noting when to look again)."""
+    def _reserved(self, group: SlotGroup, token: str, result: Any) -> RedisReservedJob | None:
+        """The reserve script's answer: the job it reserved, or None (noting when to look again)."""
         index = int(result[0])
         if index == 0:
             self._note_next_due(float(result[1]) if result[1] else None)
             return None
         return RedisReservedJob(
             self, self.connection_name, group.queues[index - 1].queue, bytes(result[1]), int(result[2]),
-            reclaimed=bool(int(result[3])), token=bytes(result[4]).decode("ascii"),
-            held_for=float(result[5]) if result[5] else None,
+            reclaimed=bool(int(result[3])), token=token,
         )
 
     def _note_next_due(self, seconds: float | None) -> None:
@@ -260,7 +256,7 @@ class RedisDriver:
             )
         except DriverError:
             return False, None
-        return True, self._reserved(group, result)
+        return True, self._reserved(group, token, result)
 
     def _block_seconds(self) -> float | None:
         """How long a wait may block: None when this connection polls, -1 when something is due now,
