@@ -120,10 +120,6 @@ class Runtime:
         for module in self.config.app:
             try:
                 importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name == module and not self.config.app_configured:
-                    continue  # the default `jobs` package has not been written yet
-                raise ConfigError(f"{self.config.source}: app: cannot import {module!r} ({exc})") from None
             except ImportError as exc:
                 raise ConfigError(f"{self.config.source}: app: cannot import {module!r} ({exc})") from None
             except Exception as exc:  # a bug in the app module itself: one line, the traceback with -v

@@ -46,13 +46,13 @@ def retry(ctx: typer.Context, ids: Ids = None, queue: RetryQueue = None, range_:
 
 def forget(ctx: typer.Context, ids: Annotated[list[str], typer.Argument(help="Failed job ids.")]) -> None:
     """Delete failed jobs by id."""
-    store = context.get(ctx).runtime.failed_store
-    missing = [uuid for uuid in ids if store.find(uuid) is None]
+    runtime = context.get(ctx).runtime
+    store = runtime.failed_store
+    records = {uuid: store.find(uuid) for uuid in ids}
+    missing = [uuid for uuid, record in records.items() if record is None]
     if missing:
         raise UsageError(f"no failed job with id {', '.join(missing)} (see `qctl failed`); nothing was deleted")
-    runtime = context.get(ctx).runtime
-    for uuid in ids:
-        record = store.find(uuid)
+    for uuid, record in records.items():
         store.forget(uuid)
         if record is not None and MARKER in record.payload:  # a lock a refused payload left behind
             runtime.unique_locks.release_payloads([record.payload])

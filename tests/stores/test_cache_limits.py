@@ -6,7 +6,7 @@ import bisect
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,32 +14,11 @@ import pytest
 from qctl.cache import limits
 from qctl.cache.base import CacheStore
 from qctl.clock import SYSTEM_CLOCK, Clock
-from tests.stores.test_cache import KINDS, SQL_KINDS, fake_clock, store_maker
+from tests.support.cache_stores import SQL_KINDS
 from tests.support.lifecycle_fakes import FakeClock
 
 if TYPE_CHECKING:
-    from tests.support.configs import TestSetup
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return fake_clock()
-
-
-@pytest.fixture
-def stores(kind: str, setup_factory: Callable[..., TestSetup]) -> Iterator[Callable[[Clock], CacheStore]]:
-    with store_maker(setup_factory(kind)) as make:
-        yield make
-
-
-@pytest.fixture
-def store(stores: Callable[[Clock], CacheStore], clock: FakeClock) -> CacheStore:
-    return stores(clock)
+    pass
 
 
 def most_in_one_window(times: list[float], period: float) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,37 +20,11 @@ from qctl.cache.base import (
 )
 from qctl.cache.database import DatabaseCacheStore
 from qctl.clock import SYSTEM_CLOCK, Clock
-from tests.stores.test_cache import KINDS, SQL_KINDS, Timeline, fake_clock, store_maker
+from tests.support.cache_stores import SQL_KINDS, Timeline
 from tests.support.lifecycle_fakes import FakeClock
 
 if TYPE_CHECKING:
-    from tests.support.configs import TestSetup
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return fake_clock()
-
-
-@pytest.fixture
-def stores(kind: str, setup_factory: Callable[..., TestSetup]) -> Iterator[Callable[[Clock], CacheStore]]:
-    with store_maker(setup_factory(kind)) as make:
-        yield make
-
-
-@pytest.fixture
-def store(stores: Callable[[Clock], CacheStore], clock: FakeClock) -> CacheStore:
-    return stores(clock)
-
-
-@pytest.fixture
-def timeline(kind: str, clock: FakeClock) -> Timeline:
-    return Timeline(clock, real=kind == "redis")
+    pass
 
 
 def test_a_free_lock_is_taken_and_then_contended(store: CacheStore) -> None:
