@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from bench_span import note_run
 
-from qctl import Job
+from qctl import Job, Limit, RateLimiter
+from qctl.middleware import RateLimited, WithoutOverlapping
 
 
 class Noop(Job):
@@ -12,3 +13,21 @@ class Noop(Job):
 
     def handle(self) -> None:
         note_run()
+
+
+# Middleware benchmarks (bench/middleware.py): the limit is far above any drain rate, and each
+# job overlaps only with itself, so the figures are the middleware's cost, never a wait.
+RateLimiter.for_("bench", lambda job: Limit.per_second(1_000_000))
+
+
+class NoopRateLimited(Noop):
+    def middleware(self) -> list[object]:
+        return [RateLimited("bench")]
+
+
+class NoopWithoutOverlapping(Noop):
+    def __init__(self, n: int = 0) -> None:
+        self.n = n
+
+    def middleware(self) -> list[object]:
+        return [WithoutOverlapping(f"bench-{self.n}")]

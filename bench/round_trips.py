@@ -11,9 +11,11 @@ Warm-up jobs run first (connections opened, statements prepared), then each of
 reserve (`pop_after`).
 
 With `--batched`, also what the batch store adds per batched job (recording its success),
-on each SQL database and, with `--only …,redis`, on Redis.
+on each SQL database and, with `--only …,redis`, on Redis. With `--middleware`, what each job
+middleware that talks to the cache store adds per job (RateLimited under a limit it never
+reaches, WithoutOverlapping on a free key), with that store on each database and on Redis.
 
-    python bench/round_trips.py [--jobs 200] [--only sqlite,postgresql,mariadb,redis] [--batched]
+    python bench/round_trips.py [--jobs 200] [--only sqlite,postgresql,mariadb,redis] [--batched] [--middleware]
 """
 
 from __future__ import annotations
@@ -200,11 +202,91 @@ def measure_batched(kind: str, url: str, jobs: int) -> None:
         store.close()  # type: ignore[attr-defined]
 
 
+class BenchContext:
+    """Just what the middleware ask of a running job's context: its id and the cache store."""
+
+    def __init__(self, store: object) -> None:
+        self.store = store
+        self.job_id = ""
+
+    def cache(self, name: str | None = None) -> object:
+        return self.store
+
+
+def measure_middleware(kind: str, url: str, jobs: int) -> None:
+    """Round trips (statements on SQLite) each cache-backed middleware adds to one job."""
+    from sqlalchemy import event, text
+
+    from qctl import Job, Limit, RateLimiter
+    from qctl.middleware import RateLimited, WithoutOverlapping
+
+    table = f"cache_rt_{secrets.token_hex(4)}"
+    counter: CountingProxy | StatementCounter
+    if kind == "redis":
+        from redis.connection import parse_url
+
+        from qctl.cache.redis import RedisCacheStore
+
+        proxy = CountingProxy(parse_url(url).get("host", "127.0.0.1"), int(parse_url(url).get("port", 6379)))
+        store: object = RedisCacheStore(f"redis://127.0.0.1:{proxy.port}/0", namespace=table)
+        counter = proxy
+    else:
+        from qctl.cache.database import DatabaseCacheStore
+        from qctl.db.engines import get_engine
+
+        if kind == "sqlite":
+            counter = StatementCounter()
+            event.listen(get_engine(url), "connect", lambda dbapi, _record: dbapi.set_trace_callback(counter))
+        else:
+            url, counter = through_proxy(url)
+        store = DatabaseCacheStore(url, table)
+
+    class Probe(Job):
+        def handle(self) -> None:
+            return None
+
+    RateLimiter.for_("round-trips", lambda job: Limit.per_second(10_000_000))
+    context = BenchContext(store)
+    job = Probe()
+    job._qctl_ctx = context  # type: ignore[attr-defined]
+    try:
+        results = []
+        for name, middleware in (("RateLimited", lambda n: RateLimited("round-trips")),
+                                 ("WithoutOverlapping", lambda n: WithoutOverlapping(f"rt-{n}"))):
+            for n in range(WARM_UP):
+                context.job_id = f"warm-{name}-{n}"
+                middleware(n).handle(job, lambda j: j.handle())
+            before = counter.count()
+            for n in range(jobs):
+                context.job_id = f"job-{name}-{n}"
+                middleware(n).handle(job, lambda j: j.handle())
+            results.append(f"{name} {(counter.count() - before) / jobs:.2f}")
+        unit = "statements" if kind == "sqlite" else "round trips"
+        print(f"{kind:11} {unit:11} per job, added by middleware: " + ", ".join(results))
+    finally:
+        if kind in ("postgresql", "mariadb"):
+            from qctl.db.engines import get_engine
+
+            with get_engine(url).begin() as conn:
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}_locks"))
+        elif kind == "redis":
+            import redis
+
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=f"{table}*"))
+            if keys:
+                client.delete(*keys)
+            client.close()
+        store.close()  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--only", default="sqlite,postgresql,mariadb")
     parser.add_argument("--batched", action="store_true", help="also count what recording a batched job adds")
+    parser.add_argument("--middleware", action="store_true", help="also count what each cache-backed middleware adds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="qctl-rt-") as directory:
         urls = {"sqlite": f"sqlite:///{directory}/rt.sqlite", "postgresql": POSTGRES_URL, "mariadb": MARIADB_URL,
@@ -214,6 +296,8 @@ def main() -> None:
                 measure(kind, urls[kind], args.jobs)
             if args.batched:
                 measure_batched(kind, urls[kind], args.jobs)
+            if args.middleware:  # SQLite: a file of its own, so its connections are traced from the start
+                measure_middleware(kind, urls[kind].replace("rt.sqlite", "mw.sqlite"), args.jobs)
 
 
 if __name__ == "__main__":

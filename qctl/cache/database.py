@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, Table, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, Table, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from qctl.cache import limits
 from qctl.cache.base import Hit, keep_trying, lock_seconds
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.db.engines import get_engine, redact
+from qctl.db.migrations import ensure_table
 from qctl.db.schema import cache_locks_table, cache_table
-from qctl.db.transactions import table_transaction
+from qctl.db.transactions import first_line, table_transaction
 from qctl.errors import StoreUnavailableError
 
 FOREVER = 9_999_999_999
@@ -34,6 +35,23 @@ PRUNE_BATCH = 100
 T = TypeVar("T")
 
 
+_PG_LIVE = """(SELECT b.key, b.value::bigint AS n
+  FROM jsonb_each_text(CASE WHEN t.expiration > :now THEN t.value::jsonb ELSE '{{}}'::jsonb END) AS b
+  WHERE b.key::bigint BETWEEN :low AND :high AND b.value::bigint > 0)"""
+_PG_HIT = """INSERT INTO {table} AS t (key, value, expiration) VALUES (:key, :fresh, :fresh_expiration)
+ON CONFLICT (key) DO UPDATE SET
+  value = (SELECT jsonb_object_agg(c.key, c.n)::text FROM (
+      SELECT l.key, l.n + CASE WHEN l.key = :current THEN 1 ELSE 0 END AS n FROM """ + _PG_LIVE + """ AS l
+      UNION ALL SELECT :current, 1 WHERE NOT EXISTS (SELECT 1 FROM """ + _PG_LIVE + """ AS l WHERE l.key = :current)
+    ) AS c),
+  expiration = CEIL((GREATEST(CAST(:current AS bigint), (SELECT MAX(l.key::bigint) FROM """ + _PG_LIVE + """ AS l))
+                     + :buckets + 1) * :width)
+WHERE (SELECT COALESCE(SUM(l.n), 0) FROM """ + _PG_LIVE + """ AS l) < :limit
+RETURNING value"""
+"""One hit as one upsert: the live buckets (limits.live_counts) summed against the limit, and, when
+it fits, written back with the current bucket counted and the row's expiry moved (limits.window_end)."""
+
+
 def _is_write_race(exc: StoreUnavailableError) -> bool:
     cause = exc.__cause__
     return isinstance(cause, IntegrityError) or "deadlock" in str(cause).lower()
@@ -42,6 +60,8 @@ def _is_write_race(exc: StoreUnavailableError) -> bool:
 class DatabaseCacheStore:
     def __init__(self, url: str, table: str = "cache", clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = get_engine(url)
+        self.autocommit = get_engine(url, autocommit=True)
+        """Single statements (read, forget, acquire, release) need no BEGIN and COMMIT round trips."""
         self.table = cache_table(table)
         self.locks = cache_locks_table(f"{table}_locks")
         self.clock = clock
@@ -49,7 +69,7 @@ class DatabaseCacheStore:
 
     def get(self, key: str) -> str | None:
         c = self.table.c
-        with self._connection("read") as conn:
+        with self._statement("read") as conn:
             return conn.execute(select(c.value).where(c.key == key, c.expiration > self.clock.time())).scalar()
 
     def put(self, key: str, value: str, ttl: float | None = None) -> None:
@@ -91,7 +111,7 @@ class DatabaseCacheStore:
             return current + by
 
     def forget(self, key: str) -> bool:
-        with self._connection("delete") as conn:
+        with self._statement("delete") as conn:
             return conn.execute(delete(self.table).where(self.table.c.key == key)).rowcount > 0
 
     def items(self, prefix: str) -> dict[str, str]:
@@ -106,7 +126,7 @@ class DatabaseCacheStore:
     def acquire(self, key: str, owner: str, ttl: float | None) -> bool:
         now = self.clock.time()
         expiration = math.ceil(now + lock_seconds(ttl))  # whole seconds, never early
-        with self._connection("acquire a lock", self.locks) as conn:
+        with self._statement("acquire a lock", self.locks) as conn:
             taken = self._take_lock(conn, key, owner, expiration, now)
         if random.random() < PRUNE_CHANCE:
             self.prune_expired_locks()
@@ -146,17 +166,17 @@ class DatabaseCacheStore:
 
     def release(self, key: str, owner: str) -> bool:
         c = self.locks.c
-        with self._connection("release a lock", self.locks) as conn:
+        with self._statement("release a lock", self.locks) as conn:
             return conn.execute(delete(self.locks).where(c.key == key, c.owner == owner, self._live_lock())).rowcount > 0
 
     def force_release(self, key: str) -> bool:
         c = self.locks.c
-        with self._connection("release a lock", self.locks) as conn:
+        with self._statement("release a lock", self.locks) as conn:
             return conn.execute(delete(self.locks).where(c.key == key, self._live_lock())).rowcount > 0
 
     def owner(self, key: str) -> str | None:
         c = self.locks.c
-        with self._connection("read a lock", self.locks) as conn:
+        with self._statement("read a lock", self.locks) as conn:
             return conn.execute(select(c.owner).where(c.key == key, self._live_lock())).scalar()
 
     def prune_expired_locks(self) -> int:
@@ -176,7 +196,38 @@ class DatabaseCacheStore:
 
     def hit(self, key: str, limit: int, period: float) -> Hit:
         limits.check_window(limit, period)
+        if self.engine.dialect.name == "postgresql":
+            hit = self._hit_in_one_statement(key, limit, period)
+            if hit is not None:
+                return hit
         return self._retrying_write_races(f"count a hit on {key!r}", lambda: self._hit_once(key, limit, period))
+
+    def _hit_in_one_statement(self, key: str, limit: int, period: float) -> Hit | None:
+        """PostgreSQL: the check and the count in one upsert, one round trip (the row stays locked
+        for the statement, so concurrent hits queue on it). None when the hit was refused (the
+        caller's transaction then reads when the window frees) or the row is unreadable."""
+        now = self.clock.time()
+        current = limits.bucket_of(now, period)
+        width = period / limits.BUCKETS
+        params = {"key": limits.LIMITER_PREFIX + key, "now": now, "current": str(current), "limit": limit,
+                  "low": current - limits.BUCKETS, "high": current + limits.BUCKETS, "width": width,
+                  "buckets": limits.BUCKETS, "fresh": limits.dumps({current: 1}),
+                  "fresh_expiration": math.ceil(limits.window_end({current: 1}, period))}
+        try:
+            with self._statement("count a hit") as conn:
+                value = conn.execute(text(_PG_HIT.format(table=self._quoted_table())), params).scalar()
+        except StoreUnavailableError as exc:
+            if isinstance(exc.__cause__, DataError):  # a value that is not bucket counts: rewritten the long way
+                return None
+            raise
+        if value is None:
+            return None
+        counts = limits.live_counts(limits.loads(value), now, period)
+        remaining = max(0, limit - sum(counts.values()))
+        return Hit(True, remaining, 0.0 if remaining else limits.retry_after(counts, now, limit, period))
+
+    def _quoted_table(self) -> str:
+        return self.engine.dialect.identifier_preparer.quote(self.table.name)
 
     def _hit_once(self, key: str, limit: int, period: float) -> Hit:
         c, row_key = self.table.c, limits.LIMITER_PREFIX + key
@@ -223,6 +274,20 @@ class DatabaseCacheStore:
                 if not _is_write_race(exc):
                     raise
         raise StoreUnavailableError(f"cache {redact(self._url)}: could not {action}")
+
+    @contextmanager
+    def _statement(self, action: str, table: Table | None = None) -> Iterator[Connection]:
+        """A connection for one statement that commits by itself (the database's autocommit)."""
+        if self.autocommit is self.engine:  # SQLite: its one engine, each write inside BEGIN IMMEDIATE
+            with self._connection(action, table) as conn:
+                yield conn
+            return
+        try:
+            ensure_table(self.engine, table if table is not None else self.table)
+            with self.autocommit.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise StoreUnavailableError(f"cache {redact(self._url)}: cannot {action}: {first_line(exc)}") from exc
 
     def _connection(self, action: str, table: Table | None = None) -> AbstractContextManager[Connection]:
         return table_transaction(self.engine, table if table is not None else self.table, self._url, "cache", action,

@@ -116,7 +116,7 @@ class RedisCacheStore:
         with self._errors("read hits"):
             pipe = self._redis().pipeline(transaction=True)  # the server's now, with the counts it applies to
             (seconds, micros), raw = pipe.time().hgetall(self._limiter(key)).execute()
-        counts = {int(bucket): int(hits) for bucket, hits in raw.items()}
+        counts = {int(bucket): int(hits) for bucket, hits in raw.items() if bucket.isdigit()}  # not s, l, n
         return limits.counted(counts, seconds + micros / 1_000_000, period)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from qctl.errors import ConfigError
 
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
 _lock = threading.Lock()
 
 _DRIVER_FOR = {
@@ -37,11 +37,15 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def get_engine(url: str) -> Engine:
+def get_engine(url: str, *, autocommit: bool = False) -> Engine:
+    """The process's engine for `url`. With `autocommit`, a second pool whose connections commit
+    each statement on their own and are never rolled back on return: one statement, one round
+    trip, for stores whose writes are single statements (SQLite keeps its one engine)."""
     with _lock:
-        engine = _engines.get(url)
+        key = (url, autocommit and not url.startswith("sqlite"))
+        engine = _engines.get(key)
         if engine is None:
-            engine = _engines[url] = _create(url)
+            engine = _engines[key] = _create(url, autocommit=key[1])
         return engine
 
 
@@ -62,7 +66,7 @@ def dispose_all() -> None:
         _engines.clear()
 
 
-def _create(url: str) -> Engine:
+def _create(url: str, autocommit: bool = False) -> Engine:
     try:
         parsed = make_url(normalise_url(url))
         kwargs: dict[str, Any] = {"future": True}
@@ -72,11 +76,18 @@ def _create(url: str) -> Engine:
             kwargs["pool_size"] = 5
             kwargs["max_overflow"] = 10
             kwargs["pool_recycle"] = 3600
+        if autocommit:
+            kwargs["isolation_level"] = "AUTOCOMMIT"
+            kwargs["pool_reset_on_return"] = None  # no transaction is ever left open to roll back
         engine = create_engine(parsed, **kwargs)
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise ConfigError(f"database url {redact(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
+    if autocommit and engine.dialect.name in ("mysql", "mariadb"):
+        # PyMySQL sends COMMIT and ROLLBACK even in autocommit mode, where they have nothing to
+        # end: a round trip each. This engine's own dialect instance skips them.
+        engine.dialect.do_commit = engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
     return engine
 
 

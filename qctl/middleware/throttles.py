@@ -1,6 +1,6 @@
 """ThrottlesExceptions: after too many exceptions in a window, hold the job back until it passes.
 
-For a job that calls something flaky (a third-party API): once it has thrown `max_attempts`
+For a job that calls something flaky (a third-party API): once it has thrown `max_exceptions`
 exceptions within the decay window, it is not run again until the window lets one more
 through. Each exception is counted on the cache store, atomically across workers, and the
 job is released (after `backoff`) instead of failing; `tries` or `retry_until` still bound it.
@@ -35,15 +35,15 @@ def exception_test(what: Any, option: str) -> ExceptionTest:
 
 
 class ThrottlesExceptions:
-    def __init__(self, max_attempts: int = 10, decay_minutes: float = 10, *, decay_seconds: float | None = None,
+    def __init__(self, max_exceptions: int = 10, decay_minutes: float = 10, *, decay_seconds: float | None = None,
                  cache: str | None = None) -> None:
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise MiddlewareError(f"ThrottlesExceptions: max_attempts must be a whole number >= 1, not {max_attempts!r}")
+        if isinstance(max_exceptions, bool) or not isinstance(max_exceptions, int) or max_exceptions < 1:
+            raise MiddlewareError(f"ThrottlesExceptions: max_exceptions must be a whole number >= 1, not {max_exceptions!r}")
         decay = seconds(decay_seconds, "ThrottlesExceptions decay_seconds") if decay_seconds is not None \
             else seconds(decay_minutes, "ThrottlesExceptions decay_minutes") * 60
         if decay <= 0:
             raise MiddlewareError("ThrottlesExceptions: the decay must be longer than 0 seconds")
-        self.max_attempts = max_attempts
+        self.max_exceptions = max_exceptions
         self.decay = decay
         self.cache = cache
         self.backoff_seconds = 0.0
@@ -111,7 +111,7 @@ class ThrottlesExceptions:
             if self.fails(exc):
                 job.fail(exc)
                 return None
-            hit = store.hit(key, self.max_attempts, self.decay)
+            hit = store.hit(key, self.max_exceptions, self.decay)
             if not hit.allowed or hit.remaining == 0:
                 wait = hit.retry_after or self.decay
                 store.put(key + ":until", repr(time.time() + wait), ttl=wait)

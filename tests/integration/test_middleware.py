@@ -135,7 +135,7 @@ def test_bad_middleware_options_are_clear_errors() -> None:
         WithoutOverlapping("k").release_after(-1)
     with pytest.raises(MiddlewareError, match=r"Limit.per_minute\(0\)"):
         Limit.per_minute(0)
-    with pytest.raises(MiddlewareError, match="max_attempts must be a whole number"):
+    with pytest.raises(MiddlewareError, match="max_exceptions must be a whole number"):
         ThrottlesExceptions(0)
     with pytest.raises(MiddlewareError, match="no rate limiter named 'missing'"):
         guarded.RateLimited("missing")

@@ -111,6 +111,15 @@ def test_reset_hits_forgets_a_key(store: CacheStore) -> None:
     assert store.hit("api", 3, 60) == limits.Hit(True, 2, 0.0)
 
 
+@pytest.mark.parametrize("kind", SQL_KINDS)
+@pytest.mark.parametrize("garbage", ["not json", '{"x": 1}', '{"1": "many"}', "[1, 2]", '{"9999999999999999999999": 1}'])
+def test_an_unreadable_limiter_row_counts_as_no_hits_and_is_rewritten(store: CacheStore, garbage: str) -> None:
+    store.put(limits.LIMITER_PREFIX + "api", garbage, ttl=600)
+    assert store.hit("api", 3, 60) == limits.Hit(True, 2, 0.0)
+    assert store.hit("api", 3, 60) == limits.Hit(True, 1, 0.0)
+    assert store.hits("api", 60) == 2
+
+
 def test_a_store_refuses_a_window_without_room_or_length(store: CacheStore) -> None:
     with pytest.raises(ValueError, match="at least 1 hit"):
         store.hit("api", 0, 60)
