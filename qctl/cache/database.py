@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Select, Table, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Select, Table, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from qctl.cache import limits
 from qctl.cache.base import Hit, keep_trying, lock_seconds
@@ -33,23 +33,6 @@ PRUNE_CHANCE = 0.02
 PRUNE_BATCH = 100
 
 T = TypeVar("T")
-
-
-_PG_LIVE = """(SELECT b.key, b.value::bigint AS n
-  FROM jsonb_each_text(CASE WHEN t.expiration > :now THEN t.value::jsonb ELSE '{{}}'::jsonb END) AS b
-  WHERE b.key::bigint BETWEEN :low AND :high AND b.value::bigint > 0)"""
-_PG_HIT = """INSERT INTO {table} AS t (key, value, expiration) VALUES (:key, :fresh, :fresh_expiration)
-ON CONFLICT (key) DO UPDATE SET
-  value = (SELECT jsonb_object_agg(c.key, c.n)::text FROM (
-      SELECT l.key, l.n + CASE WHEN l.key = :current THEN 1 ELSE 0 END AS n FROM """ + _PG_LIVE + """ AS l
-      UNION ALL SELECT :current, 1 WHERE NOT EXISTS (SELECT 1 FROM """ + _PG_LIVE + """ AS l WHERE l.key = :current)
-    ) AS c),
-  expiration = CEIL((GREATEST(CAST(:current AS bigint), (SELECT MAX(l.key::bigint) FROM """ + _PG_LIVE + """ AS l))
-                     + :buckets + 1) * :width)
-WHERE (SELECT COALESCE(SUM(l.n), 0) FROM """ + _PG_LIVE + """ AS l) < :limit
-RETURNING value"""
-"""One hit as one upsert: the live buckets (limits.live_counts) summed against the limit, and, when
-it fits, written back with the current bucket counted and the row's expiry moved (limits.window_end)."""
 
 
 def _is_write_race(exc: StoreUnavailableError) -> bool:
@@ -196,38 +179,7 @@ class DatabaseCacheStore:
 
     def hit(self, key: str, limit: int, period: float) -> Hit:
         limits.check_window(limit, period)
-        if self.engine.dialect.name == "postgresql":
-            hit = self._hit_in_one_statement(key, limit, period)
-            if hit is not None:
-                return hit
         return self._retrying_write_races(f"count a hit on {key!r}", lambda: self._hit_once(key, limit, period))
-
-    def _hit_in_one_statement(self, key: str, limit: int, period: float) -> Hit | None:
-        """PostgreSQL: the check and the count in one upsert, one round trip (the row stays locked
-        for the statement, so concurrent hits queue on it). None when the hit was refused (the
-        caller's transaction then reads when the window frees) or the row is unreadable."""
-        now = self.clock.time()
-        current = limits.bucket_of(now, period)
-        width = period / limits.BUCKETS
-        params = {"key": limits.LIMITER_PREFIX + key, "now": now, "current": str(current), "limit": limit,
-                  "low": current - limits.BUCKETS, "high": current + limits.BUCKETS, "width": width,
-                  "buckets": limits.BUCKETS, "fresh": limits.dumps({current: 1}),
-                  "fresh_expiration": math.ceil(limits.window_end({current: 1}, period))}
-        try:
-            with self._statement("count a hit") as conn:
-                value = conn.execute(text(_PG_HIT.format(table=self._quoted_table())), params).scalar()
-        except StoreUnavailableError as exc:
-            if isinstance(exc.__cause__, DataError):  # a value that is not bucket counts: rewritten the long way
-                return None
-            raise
-        if value is None:
-            return None
-        counts = limits.live_counts(limits.loads(value), now, period)
-        remaining = max(0, limit - sum(counts.values()))
-        return Hit(True, remaining, 0.0 if remaining else limits.retry_after(counts, now, limit, period))
-
-    def _quoted_table(self) -> str:
-        return self.engine.dialect.identifier_preparer.quote(self.table.name)
 
     def _hit_once(self, key: str, limit: int, period: float) -> Hit:
         c, row_key = self.table.c, limits.LIMITER_PREFIX + key

@@ -40,7 +40,10 @@ def normalise_url(url: str) -> str:
 def get_engine(url: str, *, autocommit: bool = False) -> Engine:
     """The process's engine for `url`. With `autocommit`, a second pool whose connections commit
     each statement on their own and are never rolled back on return: one statement, one round
-    trip, for stores whose writes are single statements (SQLite keeps its one engine)."""
+    trip, for stores whose writes are single statements (SQLite keeps its one engine). On
+    PostgreSQL its commits do not wait for the WAL flush (`synchronous_commit = off`, as the
+    worker's own connection): a crash of the database server can forget the last fraction of a
+    second of them — for the cache store, a lock taken or a hit counted just before the crash."""
     with _lock:
         key = (url, autocommit and not url.startswith("sqlite"))
         engine = _engines.get(key)
@@ -84,6 +87,12 @@ def _create(url: str, autocommit: bool = False) -> Engine:
         raise ConfigError(f"database url {redact(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
+    if autocommit and engine.dialect.name == "postgresql":
+        @event.listens_for(engine, "connect")
+        def no_flush_wait(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET synchronous_commit = off")
+
     if autocommit and engine.dialect.name in ("mysql", "mariadb"):
         # PyMySQL sends COMMIT and ROLLBACK even in autocommit mode, where they have nothing to
         # end: a round trip each. This engine's own dialect instance skips them.
