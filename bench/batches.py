@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,24 +164,35 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated target names to keep (pg, redis)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="qctl-bench-batches-"))
+
+    def summary(target: Target, medians: dict[str, float]) -> str:
+        return "  ".join(f"{k} {v:,.2f}" for k, v in medians.items()) + \
+            f"  batched/plain {medians['batched j/s'] / medians['plain j/s']:.2f}"
+
+    run_rounds("batches", args.only, args.rounds,
+               lambda target: target.round(args.jobs, args.links, args.workers),
+               f"{args.jobs} no-op jobs, {args.workers} workers, chain of {args.links}", summary)
+
+
+def run_rounds(name: str, only: str, rounds: int, one_round: Callable[[Target], None], title: str,
+               summary: Callable[[Target, dict[str, float]], str]) -> None:
+    """Set up the PostgreSQL and Redis targets (those named in `only`), run `one_round` on each
+    per round, interleaved, print each round's figures and then the medians, and clean up."""
+    root = Path(tempfile.mkdtemp(prefix=f"qctl-bench-{name}-"))
     chosen: list[Target] = [PostgresTarget("pg", root / "pg"), RedisTarget("redis", root / "redis")]
-    if args.only:
-        chosen = [t for t in chosen if t.name in args.only.split(",")]
+    if only:
+        chosen = [t for t in chosen if t.name in only.split(",")]
     try:
         for target in chosen:
             target.setup()
-        for number in range(args.rounds):
+        for number in range(rounds):
             for target in chosen:
-                target.round(args.jobs, args.links, args.workers)
+                one_round(target)
                 print(f"round {number + 1} {target.name}: "
-                      + ", ".join(f"{k} {v[-1]:.2f}" for k, v in target.results.items()), flush=True)
-        print(f"\n{args.jobs} no-op jobs, {args.workers} workers, chain of {args.links}; median of {args.rounds} rounds")
+                      + ", ".join(f"{k} {v[-1]:,.2f}" for k, v in target.results.items()), flush=True)
+        print(f"\n{title}; median of {rounds} rounds")
         for target in chosen:
-            medians = {k: statistics.median(v) for k, v in target.results.items()}
-            ratio = medians["batched j/s"] / medians["plain j/s"]
-            print(f"{target.name:6} " + "  ".join(f"{k} {v:,.2f}" for k, v in medians.items())
-                  + f"  batched/plain {ratio:.2f}")
+            print(f"{target.name:6} " + summary(target, {k: statistics.median(v) for k, v in target.results.items()}))
     finally:
         for target in chosen:
             try:
@@ -188,7 +200,6 @@ def main() -> None:
             except Exception as exc:  # cleanup must not hide the figures or the first error
                 print(f"cleanup of {target.name} failed: {exc}", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

@@ -13,16 +13,13 @@ each middleware's rate as a ratio of the plain rate measured in the same rounds.
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from batches import PostgresTarget, RedisTarget, Target, _current  # noqa: E402
+from batches import Target, _current, run_rounds  # noqa: E402
 
 KINDS = ("none", "RateLimited", "WithoutOverlapping")
 
@@ -45,31 +42,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="", help="comma-separated target names to keep (pg, redis)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="qctl-bench-middleware-"))
-    chosen: list[Target] = [PostgresTarget("pg", root / "pg"), RedisTarget("redis", root / "redis")]
-    if args.only:
-        chosen = [t for t in chosen if t.name in args.only.split(",")]
-    try:
-        for target in chosen:
-            target.setup()
-        for number in range(args.rounds):
-            for target in chosen:
-                one_round(target, args.jobs, args.workers)
-                print(f"round {number + 1} {target.name}: "
-                      + ", ".join(f"{k} {v[-1]:,.0f} j/s" for k, v in target.results.items()), flush=True)
-        print(f"\n{args.jobs} no-op jobs, {args.workers} workers; median of {args.rounds} rounds (jobs/s, ratio to none)")
-        for target in chosen:
-            medians = {k: statistics.median(v) for k, v in target.results.items()}
-            print(f"{target.name:6} " + "  ".join(
-                f"{k} {v:,.0f} ({v / medians['none']:.2f})" for k, v in medians.items()))
-    finally:
-        for target in chosen:
-            try:
-                target.teardown()
-            except Exception as exc:  # cleanup must not hide the figures or the first error
-                print(f"cleanup of {target.name} failed: {exc}", file=sys.stderr)
-        shutil.rmtree(root, ignore_errors=True)
+    def summary(target: Target, medians: dict[str, float]) -> str:
+        return "  ".join(f"{k} {v:,.0f} ({v / medians['none']:.2f})" for k, v in medians.items())
 
+    run_rounds("middleware", args.only, args.rounds, lambda target: one_round(target, args.jobs, args.workers),
+               f"{args.jobs} no-op jobs, {args.workers} workers (jobs/s, ratio to none)", summary)
 
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
@@ -147,32 +148,55 @@ def measure(kind: str, url: str, jobs: int) -> None:
         driver.close()
 
 
-def measure_batched(kind: str, url: str, jobs: int) -> None:
-    """Round trips (statements on SQLite) the batch store adds per batched job: recording its success."""
-    from sqlalchemy import event, text
+def counted_store(kind: str, url: str, table: str, on_redis: Any, on_sql: Any) -> tuple[object, CountingProxy | StatementCounter, str]:
+    """A store built by `on_redis(url, namespace)` or `on_sql(url, table)` that talks through a
+    counter; returns it, the counter and the URL it uses (SQL: through the proxy)."""
+    from sqlalchemy import event
 
-    from qctl.bus.batch_store import NewBatch
+    from qctl.db.engines import get_engine
 
-    table = f"batches_rt_{secrets.token_hex(4)}"
-    counter: CountingProxy | StatementCounter
     if kind == "redis":
         from redis.connection import parse_url
 
-        from qctl.bus.batch_redis import RedisBatchStore
-
         proxy = CountingProxy(parse_url(url).get("host", "127.0.0.1"), int(parse_url(url).get("port", 6379)))
-        store: object = RedisBatchStore(f"redis://127.0.0.1:{proxy.port}/0", namespace=table)
-        counter = proxy
+        return on_redis(f"redis://127.0.0.1:{proxy.port}/0", table), proxy, url
+    counter: CountingProxy | StatementCounter
+    if kind == "sqlite":
+        counter = StatementCounter()
+        event.listen(get_engine(url), "connect", lambda dbapi, _record: dbapi.set_trace_callback(counter))
     else:
-        from qctl.bus.batch_database import DatabaseBatchStore
+        url, counter = through_proxy(url)
+    return on_sql(url, table), counter, url
+
+
+def drop_store(kind: str, url: str, table: str, suffixes: tuple[str, ...]) -> None:
+    """Drop `table` and `table<suffix>` tables (PostgreSQL, MariaDB) or the `table*` keys (Redis)."""
+    from sqlalchemy import text
+
+    if kind in ("postgresql", "mariadb"):
         from qctl.db.engines import get_engine
 
-        if kind == "sqlite":
-            counter = StatementCounter()
-            event.listen(get_engine(url), "connect", lambda dbapi, _record: dbapi.set_trace_callback(counter))
-        else:
-            url, counter = through_proxy(url)
-        store = DatabaseBatchStore(url, table)
+        with get_engine(url).begin() as conn:
+            for suffix in ("", *suffixes):
+                conn.execute(text(f"DROP TABLE IF EXISTS {table}{suffix}"))
+    elif kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{table}*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def measure_batched(kind: str, url: str, jobs: int) -> None:
+    """Round trips (statements on SQLite) the batch store adds per batched job: recording its success."""
+    from qctl.bus.batch_database import DatabaseBatchStore
+    from qctl.bus.batch_redis import RedisBatchStore
+    from qctl.bus.batch_store import NewBatch
+
+    table = f"batches_rt_{secrets.token_hex(4)}"
+    store, counter, url = counted_store(kind, url, table, lambda u, t: RedisBatchStore(u, namespace=t), DatabaseBatchStore)
     members = [f"job-{n}" for n in range(jobs + WARM_UP + 2)]
     try:
         store.create(NewBatch("rt", "round trips", {}))  # type: ignore[attr-defined]
@@ -185,20 +209,7 @@ def measure_batched(kind: str, url: str, jobs: int) -> None:
         unit = "statements" if kind == "sqlite" else "round trips"
         print(f"{kind:11} {unit:11} per batched job (recording its success): {(counter.count() - before) / jobs:.2f}")
     finally:
-        if kind in ("postgresql", "mariadb"):
-            from qctl.db.engines import get_engine
-
-            with get_engine(url).begin() as conn:
-                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
-                conn.execute(text(f"DROP TABLE IF EXISTS {table}_jobs"))
-        elif kind == "redis":
-            import redis
-
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{table}*"))
-            if keys:
-                client.delete(*keys)
-            client.close()
+        drop_store(kind, url, table, ("_jobs",))
         store.close()  # type: ignore[attr-defined]
 
 
@@ -215,31 +226,13 @@ class BenchContext:
 
 def measure_middleware(kind: str, url: str, jobs: int) -> None:
     """Round trips (statements on SQLite) each cache-backed middleware adds to one job."""
-    from sqlalchemy import event, text
-
     from qctl import Job, Limit, RateLimiter
+    from qctl.cache.database import DatabaseCacheStore
+    from qctl.cache.redis import RedisCacheStore
     from qctl.middleware import RateLimited, WithoutOverlapping
 
     table = f"cache_rt_{secrets.token_hex(4)}"
-    counter: CountingProxy | StatementCounter
-    if kind == "redis":
-        from redis.connection import parse_url
-
-        from qctl.cache.redis import RedisCacheStore
-
-        proxy = CountingProxy(parse_url(url).get("host", "127.0.0.1"), int(parse_url(url).get("port", 6379)))
-        store: object = RedisCacheStore(f"redis://127.0.0.1:{proxy.port}/0", namespace=table)
-        counter = proxy
-    else:
-        from qctl.cache.database import DatabaseCacheStore
-        from qctl.db.engines import get_engine
-
-        if kind == "sqlite":
-            counter = StatementCounter()
-            event.listen(get_engine(url), "connect", lambda dbapi, _record: dbapi.set_trace_callback(counter))
-        else:
-            url, counter = through_proxy(url)
-        store = DatabaseCacheStore(url, table)
+    store, counter, url = counted_store(kind, url, table, lambda u, t: RedisCacheStore(u, namespace=t), DatabaseCacheStore)
 
     class Probe(Job):
         def handle(self) -> None:
@@ -264,20 +257,7 @@ def measure_middleware(kind: str, url: str, jobs: int) -> None:
         unit = "statements" if kind == "sqlite" else "round trips"
         print(f"{kind:11} {unit:11} per job, added by middleware: " + ", ".join(results))
     finally:
-        if kind in ("postgresql", "mariadb"):
-            from qctl.db.engines import get_engine
-
-            with get_engine(url).begin() as conn:
-                conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
-                conn.execute(text(f"DROP TABLE IF EXISTS {table}_locks"))
-        elif kind == "redis":
-            import redis
-
-            client = redis.Redis.from_url(REDIS_URL)
-            keys = list(client.scan_iter(match=f"{table}*"))
-            if keys:
-                client.delete(*keys)
-            client.close()
+        drop_store(kind, url, table, ("_locks",))
         store.close()  # type: ignore[attr-defined]
 
 

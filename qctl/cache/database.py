@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from qctl.cache import limits
 from qctl.cache.base import Hit, keep_trying, lock_seconds
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.db.engines import get_engine, redact
-from qctl.db.migrations import ensure_table
 from qctl.db.schema import cache_locks_table, cache_table
-from qctl.db.transactions import first_line, table_transaction
+from qctl.db.transactions import table_transaction
 from qctl.errors import StoreUnavailableError
 
 FOREVER = 9_999_999_999
@@ -227,19 +226,10 @@ class DatabaseCacheStore:
                     raise
         raise StoreUnavailableError(f"cache {redact(self._url)}: could not {action}")
 
-    @contextmanager
-    def _statement(self, action: str, table: Table | None = None) -> Iterator[Connection]:
-        """A connection for one statement that commits by itself (the database's autocommit)."""
-        if self.autocommit is self.engine:  # SQLite: its one engine, each write inside BEGIN IMMEDIATE
-            with self._connection(action, table) as conn:
-                yield conn
-            return
-        try:
-            ensure_table(self.engine, table if table is not None else self.table)
-            with self.autocommit.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreUnavailableError(f"cache {redact(self._url)}: cannot {action}: {first_line(exc)}") from exc
+    def _statement(self, action: str, table: Table | None = None) -> AbstractContextManager[Connection]:
+        """A connection for one statement that commits by itself (SQLite: its one engine, inside BEGIN IMMEDIATE)."""
+        return table_transaction(self.engine, table if table is not None else self.table, self._url, "cache", action,
+                                 StoreUnavailableError, autocommit=self.autocommit)
 
     def _connection(self, action: str, table: Table | None = None) -> AbstractContextManager[Connection]:
         return table_transaction(self.engine, table if table is not None else self.table, self._url, "cache", action,

@@ -21,12 +21,16 @@ def first_line(exc: DBAPIError) -> str:
 
 @contextmanager
 def table_transaction(
-    engine: Engine, table: Table, url: str, store: str, action: str, error: type[QctlError]
+    engine: Engine, table: Table, url: str, store: str, action: str, error: type[QctlError],
+    *, autocommit: Engine | None = None,
 ) -> Iterator[Connection]:
-    """Create `table` if missing, then one transaction; a database error becomes `error`, naming the store."""
+    """Create `table` if missing, then one transaction; a database error becomes `error`, naming the store.
+
+    With an `autocommit` engine (`get_engine(url, autocommit=True)`) other than `engine`, a
+    connection on it instead, for one statement that commits by itself (no BEGIN, no COMMIT)."""
     try:
         ensure_table(engine, table)
-        with engine.begin() as conn:
+        with engine.begin() if autocommit is None or autocommit is engine else autocommit.connect() as conn:
             yield conn
     except DBAPIError as exc:
         raise error(f"{store} {redact(url)}: cannot {action}: {first_line(exc)}") from exc

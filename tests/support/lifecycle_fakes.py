@@ -6,8 +6,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from qctl.cache import limits
-from qctl.cache.base import Hit, keep_trying, lock_seconds
 from qctl.clock import Clock
 from qctl.errors import StoreUnavailableError
 
@@ -79,37 +77,6 @@ class MemoryCache:
     def items(self, prefix: str) -> dict[str, str]:
         self._check()
         return {k: v for k in self.values if k.startswith(prefix) and (v := self._live(k)) is not None}
-
-    def acquire(self, key: str, owner: str, ttl: float | None) -> bool:
-        return self.add("lock:" + key, owner, lock_seconds(ttl))
-
-    def block(self, key: str, owner: str, ttl: float | None, timeout: float) -> bool:
-        return keep_trying(lambda: self.acquire(key, owner, ttl), timeout, self.clock)
-
-    def release(self, key: str, owner: str) -> bool:
-        self._check()
-        return self._live("lock:" + key) == owner and self.forget("lock:" + key)
-
-    def force_release(self, key: str) -> bool:
-        return self.forget("lock:" + key)
-
-    def owner(self, key: str) -> str | None:
-        return self.get("lock:" + key)
-
-    def hit(self, key: str, limit: int, period: float) -> Hit:
-        self._check()
-        counts = limits.loads(self._live(limits.LIMITER_PREFIX + key) or "{}")
-        decision, live = limits.count_hit(counts, self.clock.time(), limit, period)
-        if decision.allowed:
-            self.put(limits.LIMITER_PREFIX + key, limits.dumps(live), limits.window_end(live, period) - self.clock.time())
-        return decision
-
-    def reset_hits(self, key: str) -> None:
-        self.forget(limits.LIMITER_PREFIX + key)
-
-    def hits(self, key: str, period: float) -> int:
-        self._check()
-        return limits.counted(limits.loads(self._live(limits.LIMITER_PREFIX + key) or "{}"), self.clock.time(), period)
 
     def close(self) -> None:
         return None
