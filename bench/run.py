@@ -8,6 +8,7 @@ Also measured: qctl's dispatch → handle() latency with an idle worker blocked 
 
     pip install -e '.[bench]'
     python bench/run.py --jobs 10000 --rounds 3 --out bench-results.json
+    python bench/run.py --jobs 10000 --rounds 3 --hog        # with one core kept busy by a CPU hog
 """
 
 from __future__ import annotations
@@ -218,10 +219,36 @@ def main() -> None:
                         help="the bench connection's busy_poll_us (qctl's worker and dispatcher; 0 = off)")
     parser.add_argument("--out", type=Path, help="write the full results as JSON here")
     parser.add_argument("--qctl-args", default="", help="extra `qctl work` options, e.g. '--memory 0'")
+    parser.add_argument("--hog", action="store_true",
+                        help="keep one core busy for the whole run with a `while True: pass` child (stopped at the end)")
+    parser.add_argument("--hog-cpu", type=int, default=None, help="pin the hog to this CPU (default: not pinned)")
     args = parser.parse_args()
     order = ["floor", "qctl", *PEERS]
     if args.only:
         order = [s for s in order if s in args.only.split(",") or s == "floor"]
+    hog = start_hog(args.hog_cpu) if args.hog else None
+    try:
+        summary = run_rounds(args, order)
+    finally:
+        if hog is not None:
+            hog.kill()
+            hog.wait()
+    summary["load_average"] = os.getloadavg()
+    summary["hog"] = {"running": args.hog, "cpu": args.hog_cpu}
+    print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+def start_hog(cpu: int | None) -> subprocess.Popen[bytes]:
+    """A CPU hog, as another busy process on a shared machine would be."""
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    if cpu is not None:
+        os.sched_setaffinity(hog.pid, {cpu})
+    return hog
+
+
+def run_rounds(args: argparse.Namespace, order: list[str]) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="qctl-bench-") as tmp:
         bench = Bench(args.jobs, Path(tmp), args.qctl_args.split(), args.busy_poll_us)
         rounds: list[dict[str, dict[str, float]]] = []
@@ -235,11 +262,7 @@ def main() -> None:
                 rounds.append(results)
         finally:
             bench.close()
-    summary = report(rounds)
-    summary["load_average"] = os.getloadavg()
-    print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return report(rounds)
 
 
 if __name__ == "__main__":

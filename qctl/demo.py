@@ -1,4 +1,8 @@
-"""Example jobs for `qctl demo`: a few hundred small jobs, a couple of which fail on purpose."""
+"""Example jobs for `qctl demo`: a few hundred small jobs, two of which fail on purpose.
+
+The two bounce only on their first run (a flag per job id in the cache store), so once they
+are pushed back with `qctl retry` they succeed, as a real job would once its cause was fixed.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,11 @@ from decimal import Decimal
 
 from qctl.jobs.functions import queueable
 from qctl.jobs.job import Job
+from qctl.middleware.base import cache_of
 
-FAILING_INVOICES = (13, 42)
+FAILING = 2
+"""How many demo jobs fail, whatever their number (at least this many are dispatched)."""
+BOUNCED_FOR = 86_400
 
 
 class ResizeImage(Job):
@@ -27,17 +34,19 @@ class ResizeImage(Job):
 
 
 class SendInvoice(Job):
-    """Pretends to send an invoice; two invoices have a bad address and fail."""
+    """Pretends to send an invoice; one whose address `bounces` fails on its first run only."""
 
     tries = 1
 
-    def __init__(self, invoice_id: int, amount: Decimal) -> None:
+    def __init__(self, invoice_id: int, amount: Decimal, bounces: bool = False) -> None:
         self.invoice_id = invoice_id
         self.amount = amount
+        self.bounces = bounces
 
     def handle(self) -> None:
-        if self.invoice_id in FAILING_INVOICES:
-            raise ValueError(f"invoice {self.invoice_id}: the customer's e-mail address bounced")
+        if self.bounces and cache_of(self).add(f"qctl-demo:bounced:{self.job_id}", "1", ttl=BOUNCED_FOR):
+            raise ValueError(f"invoice {self.invoice_id}: the customer's e-mail address bounced "
+                             "(it has been fixed since: `qctl retry` this job)")
         time.sleep(0.001)
 
 
@@ -48,10 +57,14 @@ def record_metric(name: str, value: float) -> None:
 
 
 def demo_jobs(count: int) -> list[Job]:
+    """`count` (at least FAILING) jobs of three kinds; the FAILING invoices that bounce are spread among them."""
+    bouncing = {count * (n + 1) // (FAILING + 1) for n in range(FAILING)}
     jobs: list[Job] = []
     for i in range(count):
         kind = i % 3
-        if kind == 0:
+        if i in bouncing:
+            jobs.append(SendInvoice(i // 3 + 1, Decimal(f"{i}.99"), bounces=True))
+        elif kind == 0:
             jobs.append(ResizeImage(i, (320, 640, 1280)))
         elif kind == 1:
             jobs.append(SendInvoice(i // 3 + 1, Decimal(f"{i}.99")))

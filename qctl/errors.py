@@ -16,9 +16,13 @@ class ConfigError(QctlError):
 
 
 class UsageError(QctlError):
-    """A command was called wrongly (unknown id, bad option value)."""
+    """A command was called wrongly (a bad option value, a missing argument)."""
 
     exit_code = 2
+
+
+class NotFoundError(QctlError):
+    """An id on the command line names nothing (a failed job, a batch): exit 1, the command was right."""
 
 
 class SerializationError(QctlError, TypeError):
@@ -41,12 +45,24 @@ class JobNotAllowedError(PayloadError):
     """A payload names something outside the packages listed in `app`."""
 
 
+class ModelNotFoundError(PayloadError):
+    """A model a job holds is gone from the database when the job runs (or cannot be fetched)."""
+
+    delete_job: bool = False
+    """The job says `delete_when_missing_models = True`: delete it quietly instead of failing it."""
+
+
 class DriverError(QctlError):
     """A queue backend could not do what was asked (connection lost, server down)."""
 
 
 class StoreUnavailableError(DriverError):
     """A store (failed jobs, cache) could not be reached."""
+
+
+class StoreRefusedError(ConfigError, DriverError):
+    """A store answered, but refused us for a reason retrying cannot heal (a wrong password, a database
+    index that does not exist): names the config key; exit 2, and a worker stops instead of retrying."""
 
 
 class MaxAttemptsExceededError(QctlError):

@@ -79,9 +79,20 @@ class WorkerNotice:
 
 @dataclass(frozen=True)
 class QueueBusy:
+    """`qctl monitor --max N`: a queue holds more than N jobs (ready, delayed and reserved)."""
+
     connection: str
     queue: str
     size: int
+
+
+@dataclass(frozen=True)
+class LongWaitDetected:
+    """`qctl monitor --max-wait S`: a queue's oldest ready job has waited more than S seconds."""
+
+    connection: str
+    queue: str
+    seconds: float
 
 
 E = TypeVar("E")
@@ -120,15 +131,20 @@ class EventBus:
             wanted = cache[event_type] = any(self._listeners.get(kind) for kind in event_type.__mro__)
         return wanted
 
-    def dispatch(self, event: object) -> list[Any]:
-        """Call every listener of the event's type (and its bases); returns their results."""
+    def dispatch(self, event: object, on_error: Callable[[Listener, Exception], Any] | None = None) -> list[Any]:
+        """Call every listener of the event's type (and its bases); returns their results.
+
+        A listener that raises is logged (or handed to `on_error`) and the others still run."""
         results = []
         for kind in type(event).__mro__:
             for listener in list(self._listeners.get(kind, ())):
                 try:
                     results.append(listener(event))
-                except Exception:
-                    log.exception("event listener %r raised on %s", listener, type(event).__name__)
+                except Exception as exc:
+                    if on_error is None:
+                        log.exception("event listener %r raised on %s", listener, type(event).__name__)
+                    else:
+                        on_error(listener, exc)
         return results
 
 

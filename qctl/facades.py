@@ -1,4 +1,4 @@
-"""Module-level entry points: dispatch helpers and the `Queue` facade for events."""
+"""Module-level entry points: dispatch helpers, the `Queue` and `Bus` facades (and their fakes, for tests)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from qctl.jobs.job import Job
 if TYPE_CHECKING:
     from qctl.bus.batch import Batch, PendingBatch
     from qctl.bus.chain import PendingChain
+    from qctl.testing import BusFake, QueueFake
 
 
 def dispatch(job: Job | Callable[..., Any], *args: Any, **kwargs: Any) -> str | None:
@@ -46,8 +47,15 @@ class Queue:
     """Laravel's Queue facade: register listeners for the worker's job events, push jobs in bulk."""
 
     @staticmethod
+    def fake(jobs: Iterable[Any] | None = None) -> QueueFake:
+        """Record pushes instead of storing them (all jobs, or only `jobs`); see qctl.testing."""
+        from qctl.testing import fake_queue  # test-only: imported when a test asks for it
+
+        return fake_queue(jobs)
+
+    @staticmethod
     def bulk(jobs: Iterable[Job]) -> list[str]:
-        """Dispatch many jobs at once (one pipelined round trip per chunk on Redis); returns their ids."""
+        """Dispatch many jobs at once (one round trip per chunk of 500); returns their ids."""
         from qctl.runtime import current
 
         return current().dispatcher.bulk(jobs)
@@ -71,6 +79,13 @@ class Queue:
 
 class Bus:
     """Laravel's Bus facade: chains, batches, and finding a batch by id."""
+
+    @staticmethod
+    def fake(jobs: Iterable[Any] | None = None) -> BusFake:
+        """Record dispatches, chains and batches instead of queueing them; see qctl.testing."""
+        from qctl.testing import fake_bus  # test-only: imported when a test asks for it
+
+        return fake_bus(jobs)
 
     @staticmethod
     def chain(jobs: Sequence[Any]) -> PendingChain:

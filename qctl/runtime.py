@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qctl import config as config_module
@@ -21,6 +22,7 @@ from qctl.cache.base import CacheStore
 from qctl.clock import SYSTEM_CLOCK
 from qctl.config import Config
 from qctl.connections import ConnectionManager
+from qctl.drivers.names import check_queue_name
 from qctl.errors import ConfigError, QctlError
 from qctl.events import EventBus
 from qctl.events import bus as default_event_bus
@@ -31,8 +33,11 @@ from qctl.worker.controls import CacheControls
 from qctl.worker.counters import CacheJobCounters
 from qctl.worker.failing import FailureRules
 from qctl.worker.heartbeat import CacheHeartbeat, WorkerIdentity, heartbeat_seconds
+from qctl.worker.metrics import CacheMetrics, JobMetrics, NoMetrics
+from qctl.worker.models import ModelLoader
 from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
+from qctl.worker.timeout import TimeoutGuard, job_timeout, witness_directory
 from qctl.worker.worker import Worker
 
 if TYPE_CHECKING:
@@ -62,6 +67,14 @@ class Runtime:
             from qctl.failed.null import NullFailedJobStore
 
             return NullFailedJobStore()
+        if failed.driver == "memory":
+            from qctl.failed.memory import MemoryFailedJobStore
+
+            return MemoryFailedJobStore()
+        if failed.driver == "redis":
+            from qctl.failed.redis import RedisFailedJobStore
+
+            return RedisFailedJobStore(failed.url, failed.table, where=failed.url_key)
         from qctl.failed.database import DatabaseFailedJobStore
 
         return DatabaseFailedJobStore(failed.url, failed.table)
@@ -112,6 +125,12 @@ class Runtime:
         return Batches(lambda: batch_store.connect(self.config.batching), self.dispatcher, chains,
                        self.resolver(), self.signer)
 
+    @cached_property
+    def models(self) -> ModelLoader | None:
+        """How runners fetch model attributes again (`[models] session`), or None when it is not set."""
+        session = self.config.models_session
+        return None if session is None else ModelLoader(session, self.config.app, self.config.source)
+
     def resolver(self, trusted: bool = False) -> Resolver:
         return Resolver(self.config.app, trusted=trusted)
 
@@ -120,29 +139,60 @@ class Runtime:
         for module in self.config.app:
             try:
                 importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                missing = exc.name or ""
+                if module == missing or module.startswith(missing + "."):  # the app module itself is not there
+                    if self.config.app_is_default:
+                        continue  # no `jobs` package, and none was asked for: nothing to import
+                    raise ConfigError(f"{self.config.source}: app: no module named {module!r} (looked on sys.path, "
+                                      "the current directory first)") from None
+                message = f"app module {module!r} failed to import: it imports {missing!r}, which is not installed"
+                raise QctlError(message) from exc  # its traceback with -v
             except ImportError as exc:
                 raise ConfigError(f"{self.config.source}: app: cannot import {module!r} ({exc})") from None
             except Exception as exc:  # a bug in the app module itself: one line, the traceback with -v
                 message = f"app module {module!r} failed to import: {type(exc).__name__}: {exc}"
                 raise QctlError(message.splitlines()[0]) from exc
 
-    def worker(self, connection: str | None, options: WorkerOptions) -> Worker:
-        driver = self.connections.get(connection)
-        runner = JobRunner(
-            driver.connection_name,
+    def runner(self, connection_name: str, options: WorkerOptions, rules: FailureRules | None = None,
+               timeout_guard: TimeoutGuard = job_timeout) -> JobRunner:
+        """The runner a worker of `connection_name` settles its jobs with (work, and qctl.testing's work_off)."""
+        return JobRunner(
+            connection_name,
             signer=self.signer,
             resolver=self.resolver(),
             failed_store=self.failed_store,
             events=self.events,
             options=options,
-            rules=self.failure_rules(driver.connection_name, options),
+            rules=rules or self.failure_rules(connection_name, options),
+            timeout_guard=timeout_guard,
             hooks=self.hooks(),
             batches=self.batches,
             caches=self.cache_store,
+            models=self.models,
         )
+
+    def worker(self, connection: str | None, options: WorkerOptions) -> Worker:
+        driver = self.connections.get(connection)
+        rules = self.failure_rules(driver.connection_name, options)
+        runner = self.runner(driver.connection_name, options, rules)
         queues = options.queues or (driver.default_queue,)
-        return Worker(driver, runner, options, self.events, controls=CacheControls(self.cache),
-                      heartbeat=self.heartbeat(options.name, driver.connection_name, queues))
+        kind = self.config.connection(driver.connection_name).driver
+        for queue in queues:
+            check_queue_name(queue, kind, "--queue")
+        return Worker(driver, runner, options, self.events, controls=CacheControls(self.cache, connection=driver.connection_name, queues=queues),
+                      heartbeat=self.heartbeat(options.name, driver.connection_name, queues),
+                      hard_timed_out=rules.counters.note_hard_timeout if rules.counters else lambda job_id: None,
+                      witnesses=witness_directory(str(self.config.directory or Path.cwd())),
+                      metrics=self.job_metrics(options.name))
+
+    def job_metrics(self, name: str) -> JobMetrics:
+        """What the worker counts per connection, queue and class (`[metrics]`), kept in the cache store."""
+        if not self.config.metrics.enabled:
+            return NoMetrics()
+        identity = WorkerIdentity.of_this_process(name, "", ())
+        return CacheMetrics(self.cache, f"{identity.host}:{identity.pid}:{int(identity.process_started_at)}",
+                            self.config.metrics)
 
     def hooks(self) -> CompositeHooks:
         """The after-duties every runner calls when a job settles, in order: batch bookkeeping, the chain,
@@ -183,17 +233,20 @@ class Runtime:
 
     def run_in_process(self, connection_name: str, queue: str, raw: bytes) -> None:
         """The sync driver and dispatch_sync: run a payload built in this process, now (see worker.inline)."""
+        from qctl.failed.null import NullFailedJobStore
         from qctl.worker.inline import inline_runner, run_inline
 
         runner = inline_runner(
             connection_name,
             signer=self.signer,
             resolver=self.resolver(trusted=True),
-            failed_store=self.failed_store,
+            # the exception goes to the caller; a record would have nowhere sensible to be retried to
+            failed_store=NullFailedJobStore(),
             events=self.events,
             hooks=self.hooks(),
             batches=self.batches,
             caches=self.cache_store,
+            models=self.models,
         )
         run_inline(runner, queue, raw)
 
@@ -219,8 +272,9 @@ def current() -> Runtime:
 
 
 @contextmanager
-def use(runtime_or_config: Runtime | Config) -> Iterator[Runtime]:
-    """Make a runtime current for the block (tests, the CLI's --config)."""
+def use(runtime_or_config: Runtime | Config, close: bool = True) -> Iterator[Runtime]:
+    """Make a runtime current for the block (tests, the CLI's --config); closed after it unless
+    `close=False` (its connections, and a memory queue with them, then stay open)."""
     global _current
     runtime = runtime_or_config if isinstance(runtime_or_config, Runtime) else Runtime(runtime_or_config)
     with _lock:
@@ -230,7 +284,8 @@ def use(runtime_or_config: Runtime | Config) -> Iterator[Runtime]:
     finally:
         with _lock:
             _current = previous
-        runtime.close()
+        if close:
+            runtime.close()
 
 
 def set_current(runtime: Runtime) -> None:

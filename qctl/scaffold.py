@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import keyword
 import re
+import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,22 +34,81 @@ def render(template: str, **values: str) -> str:
 
 
 def snake_case(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """ProcessPodcast → process_podcast; an acronym stays one word: SendHTTPRequest → send_http_request."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
-def make_job(name: str, directory: Path) -> Path:
-    """Write `<directory>/<snake_name>.py` holding class `name`; never overwrites."""
-    if not name.isidentifier() or keyword.iskeyword(name) or not name[0].isupper():
-        raise UsageError(f"job name {name!r}: expected a class name like ProcessPodcast")
-    target = directory / f"{snake_case(name)}.py"
+def make_job(name: str, directory: Path, project: Path | None = None) -> tuple[Path, str]:
+    """Write `<directory>/<snake_name>.py` holding class `name`; never overwrites.
+
+    Returns the file and what to list in `app` for it (the dotted package, or the module itself
+    when it sits in the project directory). A directory workers could not import it from is refused.
+    """
+    module = job_module(name)
+    package = importable_package(directory, project or Path.cwd())
+    target = directory / f"{module}.py"
     if target.exists():
         raise QctlError(f"{target} already exists; not overwriting it")
-    directory.mkdir(parents=True, exist_ok=True)
-    init = directory / "__init__.py"
-    if not init.exists():
-        init.write_text("", encoding="utf-8")
-    target.write_text(render("job.py.tmpl", class_name=name), encoding="utf-8")
-    return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        init = directory / "__init__.py"
+        if not init.exists():
+            init.write_text("", encoding="utf-8")
+        target.write_text(render("job.py.tmpl", class_name=name), encoding="utf-8")
+    except OSError as exc:
+        raise QctlError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target, ".".join(filter(None, (package, "" if package else module)))
+
+
+def job_module(name: str) -> str:
+    """The module a job class is written to: ProcessPodcast → process_podcast."""
+    if not name.isidentifier() or keyword.iskeyword(name) or not name[0].isupper():
+        raise UsageError(f"job name {name!r}: expected a class name like ProcessPodcast")
+    module = snake_case(name)
+    if keyword.iskeyword(module):
+        raise UsageError(f"job name {name!r}: its module would be {module}.py, and {module!r} is a Python keyword")
+    return module
+
+
+def importable_package(directory: Path, project: Path) -> str:
+    """The dotted package `directory` is for workers, who import from the project directory ('' for the
+    project directory itself); UsageError when it is a file or no package a worker could import."""
+    shown = str(directory)
+    if directory.suffix == ".py":
+        raise UsageError(f"--path {shown!r}: expected a package directory (like jobs), not a .py file")
+    resolved = (project / directory).resolve()
+    existing = next(path for path in (resolved, *resolved.parents) if path.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--path {shown!r}: {existing} is not a directory")
+    try:
+        parts = resolved.relative_to(project.resolve()).parts
+    except ValueError:
+        raise UsageError(f"--path {shown!r} is outside the project directory {project}, where workers "
+                         "import `app` packages from; choose a directory inside it") from None
+    for part in parts:
+        if not part.isidentifier() or keyword.iskeyword(part):
+            raise UsageError(f"--path {shown!r}: {part!r} is not an importable package name (letters, digits and '_', "
+                             "not starting with a digit, not a Python keyword), so workers could never import the job")
+    taken = parts and taken_elsewhere(parts[0], project.resolve())
+    if taken:
+        raise UsageError(f"--path {shown!r}: {parts[0]!r} is {taken}, which workers would import instead of this package")
+    return ".".join(parts)
+
+
+def taken_elsewhere(top: str, project: Path) -> str | None:
+    """What a top-level name already imports from outside the project (a stdlib module, an installed package)."""
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        return "the name of a standard-library module"
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    places = [Path(place) for place in (spec.submodule_search_locations or [spec.origin or ""]) if place]
+    if any(place.resolve().is_relative_to(project) for place in places):
+        return None
+    return f"an installed package ({places[0] if places else top})"
 
 
 Made = tuple[Table, str, str]

@@ -1,4 +1,5 @@
-"""Write man/qctl.1 and man/qctl-<command>.1 from the CLI (run after changing a command or option).
+"""Write man/qctl.1 and man/qctl-<command>.1 from the CLI, and qctl/cli/root_help.txt (what
+`qctl --help` prints without importing Typer); run after changing a command or option.
 
     python scripts/generate_man.py [DIRECTORY]    # default: man/ beside this script's folder
 """
@@ -8,9 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import typer.main
-
-from qctl.cli.app import app
+from qctl.cli import ROOT_HELP
+from qctl.cli.app import HELP_WIDTH, command_tree, root_help
 from qctl.cli.manpages import write_pages
 
 
@@ -18,8 +18,10 @@ def main(argv: list[str]) -> int:
     target = Path(argv[0]) if argv else Path(__file__).resolve().parent.parent / "man"
     for stale in target.glob("qctl*.1"):
         stale.unlink()
-    written = write_pages(typer.main.get_command(app), target)
+    written = write_pages(command_tree(), target)
     print(f"wrote {len(written)} man pages into {target}")
+    Path(ROOT_HELP).write_text(root_help(HELP_WIDTH) + "\n", encoding="utf-8")
+    print(f"wrote {ROOT_HELP}")
     return 0
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TYPE_CHECKING
 
-import redis
+if TYPE_CHECKING:
+    import redis
 
 COUNTER = "bench:counter"
 LATENCIES = "bench:latencies"
@@ -13,4 +15,6 @@ LATENCIES = "bench:latencies"
 
 @cache
 def client() -> redis.Redis:
+    import redis  # here, so a job that needs no Redis (qctl_jobs.Touch on SQLite) does not import it
+
     return redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])

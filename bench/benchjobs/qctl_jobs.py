@@ -19,3 +19,14 @@ class Ping(qctl.Job):
 
     def handle(self) -> None:
         client().rpush(LATENCIES, repr(time.time() - self.sent))
+
+
+class Touch(qctl.Job):
+    """Creates a file: a first job to wait for that needs no Redis (startup.py on SQLite)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def handle(self) -> None:
+        with open(self.path, "x"):
+            pass

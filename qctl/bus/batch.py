@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from qctl.bus.batch_store import BatchRecord
 from qctl.bus.callbacks import callback_path
+from qctl.jobs.job import CommitChoice
 from qctl.payload.signing import SIGNATURE_FIELD
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class BatchName(str):
         return self._pending
 
 
-class PendingBatch:
+class PendingBatch(CommitChoice):
     """`Bus.batch(jobs).then(fn).catch(fn).finally_(fn).name(s).on_queue(q).allow_failures().dispatch()`.
 
     Items are jobs, queueable functions, or lists of them (a chain run inside the batch).

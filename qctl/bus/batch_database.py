@@ -21,9 +21,10 @@ from sqlalchemy.sql import Delete, Select, Update
 from qctl.bus.batch_store import CALLBACK_KINDS, BatchRecord, NewBatch, PushIn, Recorded
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.db.engines import get_engine, redact
-from qctl.db.migrations import ensure_table
+from qctl.db.migrations import ensure_table, table_exists
 from qctl.db.pinned import PinnedConnections
 from qctl.db.schema import job_batch_members_table, job_batches_table
+from qctl.db.together import Prepared, SqlGuard
 from qctl.db.transactions import first_line, table_transaction
 from qctl.errors import QctlError, StoreUnavailableError
 
@@ -144,24 +145,27 @@ def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[start:start + CHUNK]
 
 
-def quick_success_sql(engine: Engine, batches: Table, members: Table) -> str:
+def quick_success_sql(engine: Engine, batches: Table, members: Table, refuse: bool = False) -> str:
     """PostgreSQL: a pending member's success that crosses no line, as one statement.
 
     The batch row is locked first and its counts read after the lock (READ COMMITTED re-reads a
     row it waited for), so the "crosses no line" test sees every earlier outcome. Nothing comes
     back when it does not apply (a member recorded before, unknown, failed; the batch's last
-    jobs): the caller then takes the general path.
+    jobs): the caller then takes the general path. With `refuse` it raises instead (a division by
+    zero), which is how a guard sent ahead of the job's delete stops that delete (`ack_guard`).
     """
     quote = engine.dialect.identifier_preparer.quote
     b, m = quote(batches.name), quote(members.name)
-    return (
+    counted = (
         f"WITH locked AS (SELECT id FROM {b} WHERE id = %(b)s AND pending_jobs > 1 "
         f"AND pending_jobs - json_array_length(failed_job_ids::json) > 1 FOR UPDATE), "
         f"member AS (UPDATE {m} SET state = 'ok' WHERE batch_id = %(b)s AND job_uuid = %(j)s "
-        f"AND state = 'pending' AND EXISTS (SELECT 1 FROM locked) RETURNING 1) "
-        f"UPDATE {b} SET pending_jobs = pending_jobs - 1 WHERE id = %(b)s AND EXISTS (SELECT 1 FROM member) "
-        f"RETURNING pending_jobs, failed_jobs"
+        f"AND state = 'pending' AND EXISTS (SELECT 1 FROM locked) RETURNING 1)"
     )
+    decrement = f"UPDATE {b} SET pending_jobs = pending_jobs - 1 WHERE id = %(b)s AND EXISTS (SELECT 1 FROM member)"
+    if refuse:
+        return f"{counted}, counted AS ({decrement} RETURNING 1) SELECT 1 / count(*)::int FROM counted"
+    return f"{counted} {decrement} RETURNING pending_jobs, failed_jobs"
 
 
 class DatabaseBatchStore:
@@ -170,7 +174,8 @@ class DatabaseBatchStore:
     batch row is every job's hot spot, and a lock held through a disk flush serialises the whole batch
     (measured: 425 jobs/s with 4 workers). Its record precedes the job's acknowledgement in the server's
     one write-ahead log, so a server crash that forgets it forgets the acknowledgement too and the job
-    runs, and is counted, again."""
+    runs, and is counted, again. When the job's queue is on the same database, that statement rides
+    ahead of the job's delete in the worker's own round trip (`ack_guard`), committed before it."""
 
     def __init__(self, url: str, table: str = "job_batches", clock: Clock = SYSTEM_CLOCK) -> None:
         self.engine = get_engine(url)
@@ -181,6 +186,12 @@ class DatabaseBatchStore:
         self._clock = clock
         self._pinned = PinnedConnections(self.engine) if self.engine.dialect.name == "postgresql" else None
         self._quick = quick_success_sql(self.engine, self.table, self.members) if self._pinned else ""
+        self._guard = Prepared.of(quick_success_sql(self.engine, self.table, self.members, refuse=True))
+        self._refusal: type[BaseException] = Exception
+        if self._pinned is not None:
+            from psycopg.errors import DivisionByZero
+
+            self._refusal = DivisionByZero
         self._ready = False
 
     def create(self, batch: NewBatch) -> bool:
@@ -196,11 +207,15 @@ class DatabaseBatchStore:
         return True
 
     def find(self, batch_id: str) -> BatchRecord | None:
+        if not self._exists("read a batch"):
+            return None  # reading never creates the tables (or, on SQLite, the file)
         with self.transaction("read a batch") as conn:
             row = conn.execute(self.sql.batch(batch_id)).first()
         return None if row is None else record_of(row)
 
     def recent(self, limit: int | None = None, unfinished: bool = False) -> list[BatchRecord]:
+        if not self._exists("list batches"):
+            return []
         with self.transaction("list batches") as conn:
             return [record_of(row) for row in conn.execute(self.sql.newest(limit, unfinished))]
 
@@ -247,9 +262,7 @@ class DatabaseBatchStore:
     def _quick_success(self, batch_id: str, job_uuid: str) -> Recorded | None:
         assert self._pinned is not None
         action = "record a batch job's success"
-        if not self._ready:
-            with self.transaction(action):
-                self._ready = True  # the tables exist
+        self._ensure_ready(action)
         try:
             cursor = self._pinned.cursor()
             cursor.execute(self._quick, {"b": batch_id, "j": job_uuid})
@@ -261,6 +274,11 @@ class DatabaseBatchStore:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StoreUnavailableError(f"{STORE} {redact(self._url)}: cannot {action}: {reason}") from exc
         return None if row is None else Recorded(known=True, fresh=True, pending_jobs=row[0], failed_jobs=row[1])
+
+    def _ensure_ready(self, action: str) -> None:
+        if not self._ready:
+            with self.transaction(action):
+                self._ready = True  # the tables exist
 
     def record_failure(self, batch_id: str, job_uuid: str, skipped: Sequence[str] = ()) -> Recorded:
         with self.transaction("record a batch job's failure") as conn:
@@ -343,9 +361,20 @@ class DatabaseBatchStore:
             if len(ids) < CHUNK:
                 return pruned
 
-    def ack_guard(self, reserved: Any, batch_id: str, job_uuid: str) -> None:
-        """Successes are recorded before the acknowledgement, never with it (see the class docstring)."""
-        return None
+    def ack_guard(self, reserved: Any, batch_id: str, job_uuid: str) -> SqlGuard | None:
+        """PostgreSQL, the job's queue on this database: the quick success as a guard committed ahead
+        of the job's delete in the worker's round trip. Where it does not apply it refuses, the delete
+        does not happen and the worker records the success the long way (`record_success`)."""
+        from qctl.drivers.database import DatabaseReservedJob
+
+        if self._pinned is None or not isinstance(reserved, DatabaseReservedJob):
+            return None
+        if not reserved.driver.takes_guards or reserved.driver.engine is not self.engine:
+            return None
+        if "\x00" in batch_id or "\x00" in job_uuid:  # no literal can carry it: the long way says why
+            return None
+        self._ensure_ready("record a batch job's success")  # the guard is prepared on the worker's connection
+        return SqlGuard(self._guard, {"b": batch_id, "j": job_uuid}, self._refusal)
 
     def can_push_with(self, driver: Any) -> bool:
         from qctl.drivers.database import DatabaseDriver
@@ -355,6 +384,12 @@ class DatabaseBatchStore:
     def close(self) -> None:
         if self._pinned is not None:  # engines are shared per URL and disposed by qctl.db.engines
             self._pinned.close_all()
+
+    def _exists(self, action: str) -> bool:
+        try:
+            return table_exists(self.engine, self.table) and table_exists(self.engine, self.members)
+        except DBAPIError as exc:
+            raise StoreUnavailableError(f"{STORE} {redact(self._url)}: cannot {action}: {first_line(exc)}") from exc
 
     @contextmanager
     def transaction(self, action: str) -> Iterator[Connection]:

@@ -25,8 +25,8 @@ from redis import exceptions as rx
 
 from qctl.bus.batch_store import CALLBACK_KINDS, BatchRecord, NewBatch, PushIn, Recorded
 from qctl.clock import SYSTEM_CLOCK, Clock
-from qctl.drivers.redis_client import RedisClient, reason_of, server_of
-from qctl.drivers.scripts import Script
+from qctl.drivers.redis_client import RedisClient, client_identity, reason_of, refusal, server_of
+from qctl.drivers.scripts import RegisteredScripts, Script
 from qctl.errors import DriverError, QctlError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -41,14 +41,15 @@ SCRIPTS = ("create", "add_jobs", "record_success", "record_failure", "callback_d
 
 
 class RedisBatchStore:
-    def __init__(self, url: str, namespace: str = "job_batches", clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, url: str, namespace: str = "job_batches", clock: Clock = SYSTEM_CLOCK, where: str = "") -> None:
         self.url = url
+        self.where = where  # the config key of the URL, for a refusal that retrying cannot heal
         self.namespace = namespace
         self.index = f"{namespace}:index"
         self._clock = clock
         self._client: Any = None
-        self._scripts: dict[str, Any] = {}
-        self._fast = RedisClient(url, None, HOT_PATH_POLL_SECONDS)
+        self._script = RegisteredScripts("qctl.bus", self._redis)
+        self._fast = RedisClient(url, None, HOT_PATH_POLL_SECONDS, where)
         self._success = lua_script("record_success")
         self._quick = lua_script("record_quick")
 
@@ -201,14 +202,8 @@ class RedisBatchStore:
     def _redis(self) -> Any:
         if self._client is None:
             self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=30,
-                                                decode_responses=True)
+                                                decode_responses=True, **client_identity())
         return self._client
-
-    def _script(self, name: str) -> Any:
-        if name not in self._scripts:
-            text = files("qctl.bus").joinpath(f"lua/{name}.lua").read_text(encoding="utf-8")
-            self._scripts[name] = self._redis().register_script(text)
-        return self._scripts[name]
 
     def _run(self, name: str, keys: list[str], args: Sequence[str | int]) -> Any:
         return self._script(name)(keys=keys, args=list(args))
@@ -218,6 +213,9 @@ class RedisBatchStore:
         try:
             yield
         except rx.RedisError as exc:
+            refused = refusal(exc, self.where, server_of(self.url))
+            if refused is not None:
+                raise refused from exc
             raise StoreUnavailableError(f"batch store at Redis {server_of(self.url)}: cannot {action}: {reason_of(exc)}") from exc
 
 

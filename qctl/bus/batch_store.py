@@ -149,9 +149,13 @@ def connect(config: StoreConfig) -> BatchStore:
     if config.driver == "redis":
         from qctl.bus.batch_redis import RedisBatchStore
 
-        return RedisBatchStore(config.url, config.table)
+        return RedisBatchStore(config.url, config.table, where=config.url_key)
     if config.driver == "database":
         from qctl.bus.batch_database import DatabaseBatchStore
 
         return DatabaseBatchStore(config.url, config.table)
-    raise ConfigError(f"batching.driver: unknown driver {config.driver!r}; expected database or redis")
+    if config.driver == "memory":
+        from qctl.bus.batch_memory import MemoryBatchStore
+
+        return MemoryBatchStore()
+    raise ConfigError(f"batching.driver: unknown driver {config.driver!r}; expected database, redis or memory")

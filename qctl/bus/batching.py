@@ -33,7 +33,7 @@ from qctl.bus.retry import FailedJobRetrier, Retried, RetryProblem
 from qctl.crashpoints import crash_point
 from qctl.drivers.base import PushesInTransaction
 from qctl.errors import QctlError, SignatureError
-from qctl.jobs.job import Job
+from qctl.jobs.job import CommitChoice, Job
 from qctl.jobs.resolve import Resolver
 from qctl.payload.envelope import derived_uuid, new_uuid
 from qctl.payload.signing import SIGNATURE_FIELD, Signer
@@ -147,8 +147,24 @@ class Batches:
     # --- dispatching --------------------------------------------------------------------
 
     def dispatch(self, pending: PendingBatch) -> Batch:
+        """Store and queue the batch; inside a tracked transaction that it waits for, all of it (the
+        record, `before`, the jobs) waits for the commit, and the Batch returned is what will be stored."""
         plan = self.plan(pending, new_uuid(), derived=False)
-        return Batch(self.launch(plan, fresh=True), self)
+        launched: list[BatchRecord] = []
+        first = pending.jobs[0] if pending.jobs else None
+        first = first[0] if isinstance(first, list | tuple) and first else first
+        choice = first if pending._qctl_after_commit is None and isinstance(first, CommitChoice) else pending
+        fallback = self.dispatcher.connection_for(first) if isinstance(first, Job) else self.dispatcher.config.default
+        connection = pending.connection or fallback
+        held = self.dispatcher.place(
+            [], choice, f"batch {plan.id} ({len(plan.members)} jobs)", connection=connection,
+            push=lambda: launched.append(self.launch(plan, fresh=True)),
+        )
+        if not held:
+            return Batch(launched[0], self)
+        members = len(plan.members)
+        now = int(self.dispatcher.clock.time())
+        return Batch(BatchRecord(plan.id, plan.name, members, members, 0, (), plan.options, now), self)
 
     def launch(self, plan: Plan, fresh: bool, continuation: dict[str, Any] | None = None) -> BatchRecord:
         """Store the batch (if new), run `before`, register and queue its jobs. With `fresh` (app code,

@@ -30,9 +30,10 @@ from qctl.bus.payloads import delay_seconds
 from qctl.cache import keys
 from qctl.cache.base import CacheStore
 from qctl.crashpoints import crash_point
+from qctl.drivers.names import check_queue_name
 from qctl.errors import DriverError, SerializationError
 from qctl.jobs.functions import queued
-from qctl.jobs.job import Job
+from qctl.jobs.job import CommitChoice, Job
 from qctl.jobs.resolve import Resolver
 from qctl.payload.envelope import _ENCODE, derived_uuid, new_uuid, pushed_at_now
 from qctl.payload.signing import SIGNATURE_FIELD, Signer
@@ -155,6 +156,7 @@ class Chains:
         connection = entry.get("connection") or options.connection or self.dispatcher.config.default
         driver = self.dispatcher.connections.get(connection)
         queue = entry.get("queue") or options.queue or driver.default_queue
+        check_queue_name(queue, self.dispatcher.config.connection(connection).driver, "chain link: queue")
         return Prepared(driver, queue, _ENCODE(body), float(entry.get("delay") or 0), str(entry["uuid"]))
 
     def start(self, entries: list[Entry], options: ChainOptions) -> None:
@@ -207,8 +209,12 @@ class Chains:
             log.warning("%s; could not remember %s (a redelivery may do it again)", exc, key)
 
 
-class PendingChain:
-    """`Bus.chain([...]).on_connection(c).on_queue(q).catch(fn).dispatch()`."""
+class PendingChain(CommitChoice):
+    """`Bus.chain([...]).on_connection(c).on_queue(q).catch(fn).dispatch()`.
+
+    Inside a tracked transaction the chain is held (or not) as a whole: by its own `after_commit()` /
+    `before_commit()`, else by its first job's, else by the connection's `after_commit`.
+    """
 
     def __init__(self, jobs: Sequence[Any], chains: Callable[[], Chains], app: Callable[[], tuple[tuple[str, ...], str]]) -> None:
         self.jobs = list(jobs)
@@ -250,7 +256,14 @@ class PendingChain:
         entries = chains.entries(self.jobs, new_uuid(), self.options())
         if self._delay is not None and "payload" in entries[0]:
             entries[0]["delay"] = delay_seconds(self._delay, chains.dispatcher.clock.time())
-        chains.start(entries, self.options())
+        options = self.options()
+        first = self.jobs[0]
+        choice = first if self._qctl_after_commit is None and isinstance(first, CommitChoice) else self
+        connection = entries[0].get("connection") or options.connection or chains.dispatcher.config.default
+        chains.dispatcher.place(
+            [], choice, f"chain of {len(self.jobs)} starting with {_name_of(first)}",
+            connection=connection, push=lambda: chains.start(entries, options),
+        )
         return str(entries[0]["uuid"])
 
 
@@ -301,3 +314,9 @@ def chained_entries(data: Any) -> list[Entry]:
         return []
     return [e for e in entries if isinstance(e, dict) and isinstance(e.get("uuid"), str)
             and (isinstance(e.get("payload"), dict) or isinstance(e.get("batch"), dict))]
+
+
+def _name_of(link: Any) -> str:
+    if isinstance(link, Job):
+        return link.display_name()
+    return "a batch" if hasattr(link, "callbacks") else type(link).__qualname__

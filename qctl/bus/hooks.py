@@ -12,6 +12,8 @@ and is the runner's promise:
   removed from its queue: a worker killed in between runs the job again (at least
   once), it never loses what the hook was about to do;
 - `after_release` runs once the job is back on its queue;
+- `after_discard` runs once a job whose models are gone was deleted without running
+  (`delete_when_missing_models`);
 - `after_failure` runs once the failure is recorded in the failed store and **before**
   the job leaves its queue, so bookkeeping a crash interrupts is done again on the
   next delivery; the job's own `failed()` and the `JobFailed` event come after.
@@ -84,6 +86,9 @@ class JobHooks:
     def after_failure(self, running: SettlingJob, exc: BaseException) -> None:
         """The failure is recorded; the job is still on its queue."""
 
+    def after_discard(self, running: SettlingJob) -> None:
+        """The job was deleted without running (`delete_when_missing_models`: a model it holds is gone)."""
+
 
 class CompositeHooks(JobHooks):
     """Calls each registered hook in order; empty, every moment costs one truth test."""
@@ -117,3 +122,7 @@ class CompositeHooks(JobHooks):
     def after_failure(self, running: SettlingJob, exc: BaseException) -> None:
         for hook in self.hooks:
             hook.after_failure(running, exc)
+
+    def after_discard(self, running: SettlingJob) -> None:
+        for hook in self.hooks:
+            hook.after_discard(running)

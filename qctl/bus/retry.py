@@ -20,9 +20,11 @@ from typing import Any
 from qctl.connections import ConnectionManager
 from qctl.crashpoints import crash_point
 from qctl.drivers.base import Driver
-from qctl.errors import QctlError, UsageError
+from qctl.drivers.sync import SyncDriver
+from qctl.errors import NotFoundError, QctlError, UsageError
 from qctl.failed.base import FailedJob, FailedJobStore
 from qctl.jobs.job import Job
+from qctl.limits import MAX_ROW_ID, out_of_bounds
 from qctl.payload.signing import SIGNATURE_FIELD, Signer
 
 JobLoader = Callable[[bytes], Job]
@@ -49,6 +51,9 @@ def parse_row_range(text: str) -> tuple[int, int]:
         bounds = (int(low), int(high) if sep else int(low))
     except ValueError:
         raise UsageError(f"--range: expected row ids like 1-5, got {text!r}") from None
+    problem = next(filter(None, (out_of_bounds(bound, 0, MAX_ROW_ID, "") for bound in bounds)), None)
+    if problem:
+        raise UsageError(f"--range {text!r}: row ids are {problem}")
     if bounds[0] > bounds[1]:
         raise UsageError(f"--range: {text!r} starts after it ends")
     return bounds
@@ -71,7 +76,7 @@ def select_failed(
         else:
             chosen[uuid] = record
     if missing:
-        raise UsageError(f"no failed job with id {', '.join(missing)} (see `qctl failed`); nothing was retried")
+        raise NotFoundError(f"no failed job with id {', '.join(missing)} (see `qctl failed`); nothing was retried")
     for text in ranges:
         chosen.update((r.uuid, r) for r in store.find_by_row_ids(*parse_row_range(text)))
     return sorted(chosen.values(), key=lambda r: r.id)
@@ -98,8 +103,15 @@ class FailedJobRetrier:
         return retried, problems
 
     def retry_one(self, record: FailedJob) -> None:
-        payload = self.payload_to_push(record)
         driver = self.connections.get(record.connection)
+        if isinstance(driver, SyncDriver):
+            # a sync push runs the job here, in this CLI, from bytes read back from a store anyone with
+            # write access to it could have forged: stored payloads are untrusted, always
+            raise QctlError(
+                f"it failed on {record.connection!r}, a sync connection, and retrying would run it inside this "
+                "command; dispatch it again from the app, or `qctl forget` it"
+            )
+        payload = self.payload_to_push(record)
         if shares_database(driver, self.store):
             push_and_forget_in_one_transaction(driver, self.store, record, payload)
             return

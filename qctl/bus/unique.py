@@ -111,7 +111,7 @@ class UniqueLocks:
         for raw in payloads:
             try:
                 data = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             found = lock_of(data.get("data")) if isinstance(data, dict) else None
             uuid = data.get("uuid") if isinstance(data, dict) else None
@@ -135,6 +135,9 @@ class UniqueHooks(JobHooks):
             self.release(running)
 
     def after_failure(self, running: SettlingJob, exc: BaseException) -> None:
+        self.release(running)
+
+    def after_discard(self, running: SettlingJob) -> None:
         self.release(running)
 
     def release(self, running: SettlingJob) -> None:

@@ -15,7 +15,11 @@ def connect(config: StoreConfig) -> CacheStore:
     if config.driver == "redis":
         from qctl.cache.redis import RedisCacheStore
 
-        return RedisCacheStore(config.url, config.table)
+        return RedisCacheStore(config.url, config.table, where=config.url_key)
+    if config.driver == "memory":
+        from qctl.cache.memory import MemoryCacheStore
+
+        return MemoryCacheStore()
     from qctl.cache.database import DatabaseCacheStore
 
     return DatabaseCacheStore(config.url, config.table)

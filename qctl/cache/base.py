@@ -3,7 +3,7 @@ plus owner locks and sliding-window hit counters shared by every process."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,6 +49,9 @@ def keep_trying(attempt: Callable[[], bool], timeout: float, clock: Clock) -> bo
 class CacheStore(Protocol):
     def get(self, key: str) -> str | None:
         """The value, or None when missing or expired."""
+
+    def many(self, keys: Sequence[str]) -> list[str | None]:
+        """The values of `keys`, in order (None for a missing or expired one), in one round trip."""
 
     def put(self, key: str, value: str, ttl: float | None = None) -> None:
         """Set the value; `ttl` seconds until it expires (None = never)."""

@@ -7,22 +7,25 @@ limiter is one `cache` row under `limiter:<key>` holding its bucket counts as co
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from qctl.cache import limits
 from qctl.cache.base import Hit, keep_trying, lock_seconds
+from qctl.cache.hot_path import HotPath, statements_for
+from qctl.cache.pinned import PinnedStatements
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.db.engines import get_engine, redact
+from qctl.db.migrations import ensure_table, table_exists
 from qctl.db.schema import cache_locks_table, cache_table
-from qctl.db.transactions import table_transaction
+from qctl.db.transactions import first_line, table_transaction
 from qctl.errors import StoreUnavailableError
 
 FOREVER = 9_999_999_999
@@ -48,11 +51,24 @@ class DatabaseCacheStore:
         self.locks = cache_locks_table(f"{table}_locks")
         self.clock = clock
         self._url = url
+        self._pinned = PinnedStatements(self.autocommit, url)
+        self._hot: HotPath | None = None
+        self._hot_known = False
+        self._tables_made: set[str] = set()
 
     def get(self, key: str) -> str | None:
         c = self.table.c
         with self._statement("read") as conn:
             return conn.execute(select(c.value).where(c.key == key, c.expiration > self.clock.time())).scalar()
+
+    def many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        c = self.table.c
+        query = select(c.key, c.value).where(c.key.in_(list(keys)), c.expiration > self.clock.time())
+        with self._statement("read") as conn:
+            found = {row.key: row.value for row in conn.execute(query)}
+        return [found.get(key) for key in keys]
 
     def put(self, key: str, value: str, ttl: float | None = None) -> None:
         with self._connection("write") as conn:
@@ -100,16 +116,22 @@ class DatabaseCacheStore:
         c = self.table.c
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = select(c.key, c.value).where(c.key.like(escaped + "%", escape="\\"), c.expiration > self.clock.time())
+        if not self._exists():
+            return {}  # a listing (`qctl workers`) never creates the table (or, on SQLite, the file)
         with self._connection("read") as conn:
             return {row.key: row.value for row in conn.execute(query)}
 
     # Locks: one row per key; a live row (expiration > now) is held by its owner.
 
     def acquire(self, key: str, owner: str, ttl: float | None) -> bool:
-        now = self.clock.time()
-        expiration = math.ceil(now + lock_seconds(ttl))  # whole seconds, never early
-        with self._statement("acquire a lock", self.locks) as conn:
-            taken = self._take_lock(conn, key, owner, expiration, now)
+        hot = self._hot_path("acquire a lock", self.locks)
+        if hot is not None:
+            taken = hot.acquire(key, owner, lock_seconds(ttl), self._db_now())
+        else:
+            now = self.clock.time()
+            expiration = math.ceil(now + lock_seconds(ttl))  # whole seconds, never early
+            with self._statement("acquire a lock", self.locks) as conn:
+                taken = self._take_lock(conn, key, owner, expiration, now)
         if random.random() < PRUNE_CHANCE:
             self.prune_expired_locks()
         return taken
@@ -128,14 +150,16 @@ class DatabaseCacheStore:
 
     def _lock_upsert(self, key: str, owner: str, expiration: int, now: float) -> Any:
         c, name = self.locks.c, self.engine.dialect.name
-        if name in ("postgresql", "sqlite"):
-            dialect: Any = postgresql if name == "postgresql" else sqlite
+        if name in ("postgresql", "sqlite"):  # the dialect's module: only the one in use is imported
+            dialect: Any = importlib.import_module(f"sqlalchemy.dialects.{name}")
             upsert = dialect.insert(self.locks).values(key=key, owner=owner, expiration=expiration)
             return upsert.on_conflict_do_update(
                 index_elements=[c.key],
                 set_={"owner": upsert.excluded.owner, "expiration": upsert.excluded.expiration},
                 where=or_(c.expiration <= now, c.owner == upsert.excluded.owner),
             )
+        from sqlalchemy.dialects import mysql
+
         upsert = mysql.insert(self.locks).values(key=key, owner=owner, expiration=expiration)
         takes = or_(c.expiration <= now, c.owner == upsert.inserted.owner)
         return upsert.on_duplicate_key_update([  # owner first: the expiration's IF then sees the new owner
@@ -147,22 +171,34 @@ class DatabaseCacheStore:
         return keep_trying(lambda: self.acquire(key, owner, ttl), timeout, self.clock)
 
     def release(self, key: str, owner: str) -> bool:
+        hot = self._hot_path("release a lock", self.locks)
+        if hot is not None:
+            return hot.release(key, owner, self._db_now())
         c = self.locks.c
         with self._statement("release a lock", self.locks) as conn:
             return conn.execute(delete(self.locks).where(c.key == key, c.owner == owner, self._live_lock())).rowcount > 0
 
     def force_release(self, key: str) -> bool:
+        hot = self._hot_path("release a lock", self.locks)
+        if hot is not None:
+            return hot.force_release(key, self._db_now())
         c = self.locks.c
         with self._statement("release a lock", self.locks) as conn:
             return conn.execute(delete(self.locks).where(c.key == key, self._live_lock())).rowcount > 0
 
     def owner(self, key: str) -> str | None:
+        hot = self._hot_path("read a lock", self.locks)
+        if hot is not None:
+            return hot.owner(key, self._db_now())
         c = self.locks.c
         with self._statement("read a lock", self.locks) as conn:
             return conn.execute(select(c.owner).where(c.key == key, self._live_lock())).scalar()
 
     def prune_expired_locks(self) -> int:
         """Delete up to PRUNE_BATCH expired lock rows (acquire does this on a lottery); how many went."""
+        hot = self._hot_path("prune expired locks", self.locks)
+        if hot is not None:
+            return hot.prune(PRUNE_BATCH, self._db_now())
         c = self.locks.c
         now = self.clock.time()
         with self._connection("prune expired locks", self.locks) as conn:
@@ -178,6 +214,9 @@ class DatabaseCacheStore:
 
     def hit(self, key: str, limit: int, period: float) -> Hit:
         limits.check_window(limit, period)
+        hot = self._hot_path("count a hit", self.table)
+        if hot is not None and hot.counts_hits:
+            return hot.hit(limits.LIMITER_PREFIX + key, limit, period, self._db_now())
         return self._retrying_write_races(f"count a hit on {key!r}", lambda: self._hit_once(key, limit, period))
 
     def _hit_once(self, key: str, limit: int, period: float) -> Hit:
@@ -197,7 +236,7 @@ class DatabaseCacheStore:
             return hit
 
     def reset_hits(self, key: str) -> None:
-        with self._connection("reset hits") as conn:
+        with self._statement("reset hits") as conn:  # one DELETE: no BEGIN and COMMIT round trips
             conn.execute(delete(self.table).where(self.table.c.key == limits.LIMITER_PREFIX + key))
 
     def hits(self, key: str, period: float) -> int:
@@ -208,7 +247,24 @@ class DatabaseCacheStore:
         return 0 if value is None else limits.counted(limits.loads(value), now, period)
 
     def close(self) -> None:
-        return None
+        self._pinned.close_all()
+
+    def _db_now(self) -> float | None:
+        """The time the pinned statements count at: None for the database's own clock, unless a test set a clock."""
+        return None if self.clock is SYSTEM_CLOCK else self.clock.time()
+
+    def _hot_path(self, action: str, table: Table) -> HotPath | None:
+        """The one-statement path for this database (None: SQLite, MySQL), with `table` made sure of."""
+        try:
+            if table.name not in self._tables_made:  # ensure_table's own check renders the URL: not per job
+                ensure_table(self.engine, table)
+                self._tables_made.add(table.name)
+            if not self._hot_known:
+                sql = statements_for(self._pinned, self.table, self.locks)
+                self._hot, self._hot_known = (None if sql is None else HotPath(self._pinned, sql)), True
+        except DBAPIError as exc:
+            raise StoreUnavailableError(f"cache {redact(self._url)}: cannot {action}: {first_line(exc)}") from exc
+        return self._hot
 
     def _expiry(self, ttl: float | None) -> int:
         return FOREVER if ttl is None else math.ceil(self.clock.time() + ttl)  # whole seconds, never early
@@ -225,6 +281,12 @@ class DatabaseCacheStore:
                 if not _is_write_race(exc):
                     raise
         raise StoreUnavailableError(f"cache {redact(self._url)}: could not {action}")
+
+    def _exists(self) -> bool:
+        try:
+            return table_exists(self.engine, self.table)
+        except DBAPIError as exc:
+            raise StoreUnavailableError(f"cache {redact(self._url)}: cannot read: {first_line(exc)}") from exc
 
     def _statement(self, action: str, table: Table | None = None) -> AbstractContextManager[Connection]:
         """A connection for one statement that commits by itself (SQLite: its one engine, inside BEGIN IMMEDIATE)."""

@@ -8,6 +8,14 @@ RESTART = "qctl:queue:restart"
 MAINTENANCE = "qctl:maintenance"
 """Present while `qctl down` is in force."""
 
+PAUSED_PREFIX = "qctl:paused:"
+
+
+def paused_queue(connection: str, queue: str) -> str:
+    """Present while `qctl pause CONNECTION:QUEUE` is in force (the value names both, as the key may be shortened)."""
+    return _bounded(f"{PAUSED_PREFIX}{connection}:{queue}")
+
+
 WORKER_PREFIX = "qctl:worker:"
 
 
@@ -16,9 +24,23 @@ def worker(host: str, pid: int) -> str:
     return f"{WORKER_PREFIX}{host}:{pid}"
 
 
+METRICS_MINUTE_PREFIX = "qctl:metrics:m:"
+METRICS_HOUR_PREFIX = "qctl:metrics:h:"
+
+
+def metrics_bucket(prefix: str, bucket: int, worker: str) -> str:
+    """One worker's totals for one minute (or hour) bucket, numbered from the epoch."""
+    return f"{prefix}{bucket}:{worker}"
+
+
 def job_exceptions(uuid: str) -> str:
     """How many exceptions a job (by uuid) has thrown across attempts (max_exceptions)."""
     return f"qctl:job-exceptions:{uuid}"
+
+
+def job_hard_timeout(uuid: str) -> str:
+    """Set when the hard timeout ended a worker running this job (read back from its witness file)."""
+    return f"qctl:job-hard-timeout:{uuid}"
 
 
 def job_stalls(uuid: str) -> str:

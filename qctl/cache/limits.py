@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from qctl.cache.base import Hit
 
 BUCKETS = 200
 """Buckets per period: a window is bounded exactly, and a steady caller gets `limit` per period * 1.005.
 Stored entries never exceed the hits in the window, so a fine grain costs only where hits are many."""
+SHORTEST_BUCKET = 1e-6
+"""Seconds: a shorter period counts as BUCKETS microseconds on the stores that keep bucket numbers as
+64-bit integers (Redis, PostgreSQL), whose clocks tell microseconds at best."""
 LIMITER_PREFIX = "limiter:"
 """Where a limiter's buckets live among the store's keys (the SQL `cache` table, Redis)."""
 
 Counts = dict[int, int]
+DENSE = re.compile(r"[0-9]{1,19}:[0-9]{1,15}(,[0-9]{1,15})*")
 
 
 def check_period(period: float) -> None:
@@ -86,7 +91,11 @@ def dumps(counts: Counts) -> str:
 
 
 def loads(text: str) -> Counts:
-    """Bucket counts from a stored value; anything unreadable counts as no hits."""
+    """Bucket counts from a stored value (JSON, or PostgreSQL's dense form, see qctl.cache.statements);
+    anything unreadable counts as no hits."""
+    if DENSE.fullmatch(text):
+        first, _, counts = text.partition(":")
+        return {int(first) + i: int(n) for i, n in enumerate(counts.split(",")) if n != "0"}
     try:
         raw = json.loads(text)
         return {int(b): int(n) for b, n in raw.items()} if isinstance(raw, dict) else {}

@@ -9,9 +9,8 @@ the server's TIME, so every client host shares one clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from importlib.resources import files
 from typing import Any
 
 import redis
@@ -20,7 +19,8 @@ from redis import exceptions as rx
 from qctl.cache import limits
 from qctl.cache.base import Hit, keep_trying, lock_seconds
 from qctl.clock import SYSTEM_CLOCK, Clock
-from qctl.drivers.redis_client import reason_of, server_of
+from qctl.drivers.redis_client import client_identity, reason_of, refusal, server_of
+from qctl.drivers.scripts import RegisteredScripts
 from qctl.errors import StoreUnavailableError
 
 SCAN_COUNT = 500
@@ -36,17 +36,25 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisCacheStore:
-    def __init__(self, url: str, namespace: str = "cache", clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, url: str, namespace: str = "cache", clock: Clock = SYSTEM_CLOCK, where: str = "") -> None:
         self.url = url
+        self.where = where  # the config key of the URL, for a refusal that retrying cannot heal
         self.namespace = f"{namespace}:"
         self.clock = clock  # only block() sleeps on it: expiry is Redis's PX, the limiter reads Redis's TIME
         self._client: Any = None
-        self._scripts: dict[str, Any] = {}
+        self._script = RegisteredScripts("qctl.cache", self._redis)
 
     def get(self, key: str) -> str | None:
         with self._errors("read"):
             value = self._redis().get(self.namespace + key)
         return None if value is None else value.decode("utf-8")
+
+    def many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        with self._errors("read"):
+            values = self._redis().mget([self.namespace + key for key in keys])
+        return [None if value is None else value.decode("utf-8") for value in values]
 
     def put(self, key: str, value: str, ttl: float | None = None) -> None:
         with self._errors("write"):
@@ -126,15 +134,9 @@ class RedisCacheStore:
 
     def _redis(self) -> Any:
         if self._client is None:
-            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=30)
+            self._client = redis.Redis.from_url(self.url, socket_connect_timeout=5, socket_timeout=30,
+                                                 **client_identity())
         return self._client
-
-    def _script(self, name: str) -> Any:
-        """A script under lua/ by name, registered once (redis-py reloads it after NOSCRIPT)."""
-        if name not in self._scripts:
-            text = files("qctl.cache").joinpath(f"lua/{name}.lua").read_text(encoding="utf-8")
-            self._scripts[name] = self._redis().register_script(text)
-        return self._scripts[name]
 
     def _lock(self, key: str) -> str:
         return f"{self.namespace}{LOCK_PREFIX}{key}"
@@ -147,4 +149,7 @@ class RedisCacheStore:
         try:
             yield
         except rx.RedisError as exc:
+            refused = refusal(exc, self.where, server_of(self.url))
+            if refused is not None:
+                raise refused from exc
             raise StoreUnavailableError(f"cache at Redis {server_of(self.url)}: cannot {action}: {reason_of(exc)}") from exc

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from qctl.cli import context, options, output
-from qctl.errors import QctlError
+from qctl.errors import NotFoundError
 
 if TYPE_CHECKING:
     from qctl.bus.batch import Batch
@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 BatchId = Annotated[str, typer.Argument(help="A batch id (see `qctl batches`).", show_default=False)]
 MaybeBatchId = Annotated[str | None, typer.Argument(help="Show this batch whole, with its failed job ids.", show_default=False)]
 Unfinished = Annotated[bool, typer.Option("--unfinished", help="Only batches that have not finished.")]
-Limit = Annotated[int, typer.Option("--limit", min=1, help="At most this many batches, newest first.")]
-Hours = Annotated[float, typer.Option("--hours", min=0, help="Delete finished batches older than this many hours.")]
-UnfinishedHours = Annotated[float | None, typer.Option("--unfinished", min=0, help="Also delete unfinished batches created more than this many hours ago.", show_default=False)]
-CancelledHours = Annotated[float | None, typer.Option("--cancelled", min=0, help="Also delete cancelled batches created more than this many hours ago.", show_default=False)]
+Limit = Annotated[int, typer.Option("--limit", callback=options.AT_LEAST_ONE, help="At most this many batches, newest first.")]
+Hours = Annotated[float, typer.Option("--hours", callback=options.HOURS, help="Delete finished batches older than this many hours.")]
+UnfinishedHours = Annotated[float | None, typer.Option("--unfinished", callback=options.HOURS, help="Also delete unfinished batches created more than this many hours ago.", show_default=False)]
+CancelledHours = Annotated[float | None, typer.Option("--cancelled", callback=options.HOURS, help="Also delete cancelled batches created more than this many hours ago.", show_default=False)]
 
 COLUMNS = ["id", "name", "progress", "total", "pending", "failed", "created", "finished"]
 
@@ -28,6 +28,7 @@ COLUMNS = ["id", "name", "progress", "total", "pending", "failed", "created", "f
 def batches(ctx: typer.Context, batch_id: MaybeBatchId = None, unfinished: Unfinished = False, limit: Limit = 50,
             json: options.Json = False) -> None:
     """List batches with their progress (newest first), or one batch with its failed job ids."""
+    context.note_if_unconfigured(ctx)
     service = context.get(ctx).runtime.batches
     if batch_id is not None:
         show_one(service.find(batch_id) or _unknown(batch_id), json)
@@ -93,7 +94,7 @@ def prune_batches(ctx: typer.Context, hours: Hours = 24, unfinished: UnfinishedH
 
 
 def _unknown(batch_id: str) -> Any:
-    raise QctlError(f"no batch with id {batch_id!r} (see `qctl batches`)")
+    raise NotFoundError(f"no batch with id {batch_id!r} (see `qctl batches`)")
 
 
 def _stamp(value: Any) -> str:

@@ -1,8 +1,9 @@
-"""Operator controls every worker sees through the cache store: restart, down, up."""
+"""Operator controls every worker sees through the cache store: restart, down, up, pause, continue."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import typer
 
@@ -37,6 +38,40 @@ def up(ctx: typer.Context) -> None:
         output.info("Workers are up: they take jobs again.")
     else:
         output.info("Workers were not down.")
+
+
+QueueTargets = Annotated[list[str], typer.Argument(
+    metavar="CONNECTION:QUEUE...", show_default=False,
+    help="Queues as connection:queue, like database:emails (a bare connection name: its default queue).")]
+
+
+def pause(ctx: typer.Context, targets: QueueTargets) -> None:
+    """Pause queues: workers finish the job in hand, then take no jobs from them (but keep working their other queues) until `qctl continue`."""
+    from qctl.worker.controls import pause_queue, paused_since, queue_targets
+
+    cli = context.get(ctx)
+    chosen = queue_targets(cli.config, targets, "pause")
+    cache = cli.runtime.cache
+    for connection, queue in chosen:
+        name = f"{connection}:{queue}"
+        if pause_queue(cache, connection, queue):
+            output.info(f"Paused {name}: workers take no more jobs from it until `qctl continue {name}`.")
+        else:
+            output.info(f"{name} was already paused (since {_local_time(paused_since(cache, connection, queue))}).")
+
+
+def continue_(ctx: typer.Context, targets: QueueTargets) -> None:
+    """Continue paused queues: workers take their jobs again (within about a second)."""
+    from qctl.worker.controls import continue_queue, queue_targets
+
+    cli = context.get(ctx)
+    chosen = queue_targets(cli.config, targets, "continue")
+    cache = cli.runtime.cache
+    for connection, queue in chosen:
+        if continue_queue(cache, connection, queue):
+            output.info(f"Continued {connection}:{queue}: workers take its jobs again.")
+        else:
+            output.info(f"{connection}:{queue} was not paused.")
 
 
 def _local_time(stamp: float | None) -> str:

@@ -22,10 +22,9 @@ def make_job(
     """Write a job module from qctl's template."""
     from qctl import scaffold
 
-    target = scaffold.make_job(name, path)
-    package = ".".join(path.parts) if path.parts else ""
+    target, app_entry = scaffold.make_job(name, path, context.cwd())
     output.info(f"Job written: {target}")
-    output.info(f"Workers run it once {package!r} is listed in `app` in qctl.toml.")
+    output.info(f"Workers run it once {app_entry!r} is listed in `app` in qctl.toml.")
 
 
 def _make_table(ctx: typer.Context, which: str) -> None:
@@ -101,8 +100,30 @@ def migrate(ctx: typer.Context) -> None:
         output.info(f"Created {name} in {where}")
 
 
-def key_generate() -> None:
-    """Print a new app key for `key = "…"` in qctl.toml (or QCTL_KEY)."""
+def key_generate(
+    ctx: typer.Context,
+    write: Annotated[bool, typer.Option("--write", help="Set `key = …` in the config file found (qctl.toml, or [tool.qctl] in pyproject.toml) instead of printing it.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --write: replace a key that is already set.")] = False,
+) -> None:
+    """Print a new app key for `key = "…"` in qctl.toml (or QCTL_KEY); --write puts it in the config file."""
+    import os
+
+    from qctl.errors import UsageError
     from qctl.payload.signing import generate_key
 
-    output.line(generate_key())
+    key = generate_key()
+    if not write:
+        if force:
+            raise UsageError("--force only goes with --write")
+        output.line(key)
+        return
+    from qctl.configfile import ConfigFile, found_file, set_key
+
+    file = found_file(context.get(ctx).config)
+    if file is None:  # nothing found: a qctl.toml here, which discovery then finds
+        file = ConfigFile(context.cwd() / "qctl.toml", False)
+        file.path.touch()
+    set_key(file, key, force)
+    output.info(f"App key written to {file.path}{' [tool.qctl]' if file.in_pyproject else ''}.")
+    if "QCTL_KEY" in os.environ:
+        output.info("Note: QCTL_KEY is set in this environment and wins over the file.")

@@ -23,7 +23,47 @@ ENVIRONMENT = {
     "QCTL_FAILED_DRIVER": "Failed-job store driver: database or null.",
     "QCTL_KEY": "App key that signs (and encrypts) payloads.",
     "QCTL_HEARTBEAT_SECONDS": "Seconds between worker heartbeats (default 3); a record expires after three missed beats.",
+    "QCTL_RUNTIME_DIR": "Folder for the hard-timeout witness files workers keep (default: a per-user folder under the temporary directory).",
 }
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "": [("Run a worker on the default connection", "qctl work"),
+         ("List failed jobs, then retry them all", "qctl failed && qctl retry all"),
+         ("Show every command", "qctl --help")],
+    "work": [("Work the high queue before default, with up to 3 tries per job", "qctl work --queue high,default --tries 3"),
+             ("Drain the queue and exit (cron, CI)", "qctl work --stop-when-empty"),
+             ("Log one JSON object per line, every job", "qctl work -v --log-format json")],
+    "listen": [("A worker that restarts when the code changes (development)", "qctl listen --queue default")],
+    "supervisor:config": [("Eight workers under supervisord", "qctl supervisor:config --numprocs 8 --output /etc/supervisor/conf.d/qctl.conf")],
+    "supervise": [("A pool of four workers in the foreground", "qctl supervise --numprocs 4")],
+    "failed": [("The newest failed jobs of one queue, last two hours", "qctl failed --queue mail --since 2h"),
+               ("One failed job whole, with its traceback and payload", "qctl failed 5f0c…")],
+    "retry": [("Retry every failed job", "qctl retry all"), ("Retry rows 1 to 5", "qctl retry --range 1-5")],
+    "forget": [("Delete one failed job", "qctl forget 5f0c…")],
+    "flush": [("Delete failed jobs older than a day", "qctl flush --hours 24")],
+    "prune-failed": [("Cron: keep a week of failed jobs", "0 3 * * * qctl prune-failed --hours 168")],
+    "batches": [("Batches still running", "qctl batches --unfinished")],
+    "retry-batch": [("Retry a batch's failed jobs", "qctl retry-batch 9b1e…")],
+    "prune-batches": [("Cron: drop finished batches after a day", "0 4 * * * qctl prune-batches --hours 24")],
+    "clear": [("Delete every job of a queue, without asking", "qctl clear redis --queue emails --force")],
+    "restart": [("After a deploy: every worker exits once its job is done", "qctl restart")],
+    "down": [("Maintenance: workers stop taking jobs", "qctl down")],
+    "up": [("End maintenance", "qctl up")],
+    "workers": [("Live workers as JSON", "qctl workers --json")],
+    "top": [("Watch every queue, worker, failure and batch; q quits", "qctl top"),
+            ("One frame of the redis connection, for a script", "qctl top redis --once")],
+    "metrics": [("What ran in the last quarter hour", "qctl metrics --since 15m"),
+                ("Prometheus text, for a node exporter's textfile collector", "qctl metrics --prometheus > qctl.prom")],
+    "serve-metrics": [("A /metrics endpoint for Prometheus on every interface",
+                       "qctl serve-metrics --host 0.0.0.0 --port 9808")],
+    "migrate": [("Create the tables the config needs", "qctl migrate")],
+    "make:job": [("Write jobs/send_report.py", "qctl make:job SendReport")],
+    "key:generate": [("A new app key for qctl.toml", "qctl key:generate")],
+}
+"""EXAMPLES sections of the man pages ("" is qctl(1))."""
+
+SIGNALS = [("SIGTERM, SIGINT, SIGQUIT", "Finish the job in hand, then exit 0 (an idle worker exits at once)."),
+           ("SIGUSR2", "Pause: take no more jobs until SIGCONT."), ("SIGCONT", "Resume taking jobs.")]
+
 METAVARS = {"int": "N", "float": "N", "str": "TEXT", "Path": "PATH", "list[Path]": "PATH"}
 
 
@@ -92,8 +132,9 @@ def root_page(root: Any, commands: dict[str, Any]) -> str:
     for variable, meaning in ENVIRONMENT.items():
         lines += [".TP", f"\\fB{variable}\\fR", escape(meaning)]
     lines += [".SH FILES", ".TP", "\\fIqctl.toml\\fR",
-              escape("The config file, looked up in the current directory (or [tool.qctl] in pyproject.toml)."),
-              *exit_status_section(), ".SH SEE ALSO", see_also(name for name in commands)]
+              escape("The config file (or [tool.qctl] in pyproject.toml), looked up in the current directory and "
+                     "each parent up to the filesystem root or a folder holding .git."),
+              *exit_status_section(), *examples_section(""), ".SH SEE ALSO", see_also(name for name in commands)]
     return "\n".join(lines) + "\n"
 
 
@@ -115,16 +156,23 @@ def command_page(name: str, command: Any) -> str:
     if arguments:
         lines.append(".SH ARGUMENTS")
         for argument in arguments:
-            lines += [".TP", f"\\fI{argument.name.upper()}\\fR", escape(argument.help or "")]
+            lines += [".TP", f"\\fI{escape(metavar(argument))}\\fR", escape(argument.help or "")]
     for panel, members in options_by_panel(options).items():
         lines += [f".SH {escape(panel.upper())}", *option_items(members)]
+    if name in WORKER_COMMANDS:
+        lines += [".SH SIGNALS"]
+        for signals, meaning in SIGNALS:
+            lines += [".TP", f"\\fB{escape(signals)}\\fR", escape(meaning)]
     lines += exit_status_section(worker=name in WORKER_COMMANDS)
+    lines += examples_section(name)
     lines += [".SH SEE ALSO", see_also([], root=True)]
     return "\n".join(lines) + "\n"
 
 
 def argument_usage(argument: Any) -> str:
-    text = f"\\fI{argument.name.upper()}\\fR" + ("..." if argument.nargs == -1 else "")
+    from qctl.cli.metavars import placeholder
+
+    text = f"\\fI{escape(placeholder(argument))}\\fR"
     return text if argument.required else f"[{text}]"
 
 
@@ -148,9 +196,10 @@ def option_items(options: Iterable[Any]) -> list[str]:
 
 
 def metavar(option: Any) -> str:
-    bare = getattr(option, "bare_type", None)
-    kind = bare() if callable(bare) else ""
-    return METAVARS.get(str(kind), "VALUE")
+    """The placeholder --help shows too (qctl.cli.metavars)."""
+    from qctl.cli.metavars import placeholder
+
+    return placeholder(option) or "VALUE"
 
 
 def default_note(option: Any) -> str:
@@ -177,6 +226,13 @@ def exit_status_section(worker: bool = False) -> list[str]:
     lines += [".PP", escape("A job that outruns its timeout ends the worker with status 1 (or SIGKILL) "
                             "so its process manager starts a fresh one.")]
     return lines
+
+
+def examples_section(name: str) -> list[str]:
+    lines: list[str] = []
+    for description, command in EXAMPLES.get(name, []):
+        lines += [".PP", escape(description) + ":", ".PP", ".RS", f"\\fB{escape(command)}\\fR", ".RE"]
+    return [".SH EXAMPLES", *lines] if lines else []
 
 
 def see_also(commands: Iterable[str], root: bool = False) -> str:

@@ -10,61 +10,88 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from qctl.cli.work_run import parse_backoff as parse_backoff
+from qctl.cli.work_run import parse_queues as parse_queues
 from qctl.errors import UsageError
+from qctl.limits import MAX_COUNT, MAX_HOURS, MAX_SECONDS, out_of_bounds
 from qctl.worker.options import WorkerOptions
+
+OptionCheck = Callable[[typer.Context, typer.CallbackParam, Any], Any]
+
+
+def bounded(low: float, high: float, unit: str) -> OptionCheck:
+    """A Typer callback refusing a number outside low..high (NaN and infinities too) with one line, exit 2."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        problem = None if value is None or ctx.resilient_parsing else out_of_bounds(value, low, high, unit)
+        if problem:
+            raise UsageError(f"{max(param.opts, key=len)}: {problem}")
+        return value
+
+    return check
+
+
+SECONDS = bounded(0, MAX_SECONDS, "seconds")
+HOURS = bounded(0, MAX_HOURS, "hours")
+COUNT = bounded(0, MAX_COUNT, "")
+AT_LEAST_ONE = bounded(1, MAX_COUNT, "")
 
 WORKER_PANEL = "Worker options"
 
-Connection = Annotated[str | None, typer.Argument(help="Connection name from the config (default: the default connection).")]
+def complete_connection(incomplete: str) -> list[str]:
+    """Shell completion: the connection names of the config this directory finds."""
+    from qctl import config
+
+    try:
+        names = sorted(config.load().connections)
+    except Exception:  # a broken config completes nothing rather than printing a traceback into the shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+Connection = Annotated[str | None, typer.Argument(help="Connection name from the config (default: the default connection).",
+                                                   autocompletion=complete_connection)]
 Queue = Annotated[str | None, typer.Option("--queue", help="Queues to work, highest priority first: high,default.", rich_help_panel=WORKER_PANEL)]
 Once = Annotated[bool, typer.Option("--once", help="Process a single job, then exit.", rich_help_panel=WORKER_PANEL)]
 StopWhenEmpty = Annotated[bool, typer.Option("--stop-when-empty", help="Exit when the queues are empty.", rich_help_panel=WORKER_PANEL)]
-MaxJobs = Annotated[int, typer.Option("--max-jobs", min=0, help="Exit after this many jobs (0 = no limit).", rich_help_panel=WORKER_PANEL)]
-MaxTime = Annotated[float, typer.Option("--max-time", min=0, help="Exit after this many seconds (0 = no limit).", rich_help_panel=WORKER_PANEL)]
-Memory = Annotated[int, typer.Option("--memory", min=0, help="Exit (status 12) once RSS passes this many MB.", rich_help_panel=WORKER_PANEL)]
-Sleep = Annotated[float, typer.Option("--sleep", min=0, help="Seconds to sleep when no job is available.", rich_help_panel=WORKER_PANEL)]
-Rest = Annotated[float, typer.Option("--rest", min=0, help="Seconds to rest after each job.", rich_help_panel=WORKER_PANEL)]
-Tries = Annotated[int, typer.Option("--tries", min=0, help="Attempts before a job fails (0 = unlimited); a job's own `tries` wins.", rich_help_panel=WORKER_PANEL)]
+MaxJobs = Annotated[int, typer.Option("--max-jobs", callback=COUNT, help="Exit after this many jobs (0 = no limit).", rich_help_panel=WORKER_PANEL)]
+MaxTime = Annotated[float, typer.Option("--max-time", callback=SECONDS, help="Exit after this many seconds (0 = no limit).", rich_help_panel=WORKER_PANEL)]
+Memory = Annotated[int, typer.Option("--memory", callback=COUNT, help="Exit (status 12) once RSS passes this many MB.", rich_help_panel=WORKER_PANEL)]
+Sleep = Annotated[float, typer.Option("--sleep", callback=SECONDS, help="Seconds to sleep when no job is available.", rich_help_panel=WORKER_PANEL)]
+Rest = Annotated[float, typer.Option("--rest", callback=SECONDS, help="Seconds to rest after each job.", rich_help_panel=WORKER_PANEL)]
+Tries = Annotated[int, typer.Option("--tries", callback=COUNT, help="Attempts before a job fails (0 = unlimited); a job's own `tries` wins.", rich_help_panel=WORKER_PANEL)]
 Backoff = Annotated[str, typer.Option("--backoff", help="Seconds before retrying a failed job: 5 or 1,5,10 (the last repeats).", rich_help_panel=WORKER_PANEL)]
-Timeout = Annotated[float, typer.Option("--timeout", min=0, help="Seconds a job may run (0 = no limit); a job's own `timeout` wins.", rich_help_panel=WORKER_PANEL)]
+Timeout = Annotated[float, typer.Option("--timeout", callback=SECONDS, help="Seconds a job may run (0 = no limit); a job's own `timeout` wins.", rich_help_panel=WORKER_PANEL)]
 Force = Annotated[bool, typer.Option("--force", help="Work even in maintenance mode.", rich_help_panel=WORKER_PANEL)]
 Name = Annotated[str, typer.Option("--name", help="Worker name shown in `qctl workers`.", rich_help_panel=WORKER_PANEL)]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print each job: id, class, outcome, runtime.")]
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors (failed jobs, notices).")]
+
+
+def _log_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise UsageError(f"--log-format: expected text or json, got {value!r}")
+    return value
+
+
+LogFormat = Annotated[str, typer.Option("--log-format", metavar="text|json", callback=_log_format,
+                                        help="Worker lines as text, or as one JSON object per line.")]
 
 SUPERVISOR_PANEL = "Supervisor options"
 Program = Annotated[str, typer.Option("--program", help="Name of the supervisord [program:…] section.", rich_help_panel=SUPERVISOR_PANEL)]
-Numprocs = Annotated[int, typer.Option("--numprocs", min=1, help="How many worker processes to run.", rich_help_panel=SUPERVISOR_PANEL)]
+Numprocs = Annotated[int, typer.Option("--numprocs", callback=AT_LEAST_ONE, help="How many worker processes to run.", rich_help_panel=SUPERVISOR_PANEL)]
 User = Annotated[str | None, typer.Option("--user", help="User the workers run as (default: the current user).", rich_help_panel=SUPERVISOR_PANEL)]
 Log = Annotated[Path | None, typer.Option("--log", help="Worker log file (default: ./<program>.log).", rich_help_panel=SUPERVISOR_PANEL)]
 Output = Annotated[Path | None, typer.Option("--output", help="Write the config to this file instead of printing it.", rich_help_panel=SUPERVISOR_PANEL)]
-Stopwaitsecs = Annotated[int | None, typer.Option("--stopwaitsecs", min=1, help="Seconds supervisord waits for a stopping worker before SIGKILL (default: --timeout + 30, or 3600 without a timeout).", rich_help_panel=SUPERVISOR_PANEL)]
+Stopwaitsecs = Annotated[int | None, typer.Option("--stopwaitsecs", callback=bounded(1, MAX_SECONDS, "seconds"), help="Seconds supervisord waits for a stopping worker before SIGKILL (default: --timeout + 30, or 3600 without a timeout).", rich_help_panel=SUPERVISOR_PANEL)]
 
 WORKER_OPTION_TYPES: dict[str, Any] = {
     "queue": Queue, "once": Once, "stop_when_empty": StopWhenEmpty, "max_jobs": MaxJobs, "max_time": MaxTime,
     "memory": Memory, "sleep": Sleep, "rest": Rest, "tries": Tries, "backoff": Backoff, "timeout": Timeout,
-    "force": Force, "name": Name,
+    "force": Force, "name": Name, "quiet": Quiet, "log_format": LogFormat,
 }
 """Every worker option, in the order `--help` lists them."""
-
-
-def parse_backoff(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise UsageError(f"--backoff: expected seconds like 5 or 1,5,10, got {text!r}") from None
-    if any(v < 0 for v in values):
-        raise UsageError("--backoff: seconds cannot be negative")
-    return values
-
-
-def parse_queues(text: str | None) -> tuple[str, ...]:
-    if text is None:
-        return ()
-    queues = tuple(q.strip() for q in text.split(",") if q.strip())
-    if not queues:
-        raise UsageError("--queue: expected one or more queue names, like high,default")
-    return queues
 
 
 def worker_options(
@@ -82,6 +109,8 @@ def worker_options(
     timeout: float,
     force: bool,
     name: str,
+    quiet: bool = False,
+    log_format: str = "text",
 ) -> WorkerOptions:
     return WorkerOptions(
         name=name,
@@ -97,6 +126,8 @@ def worker_options(
         backoff=parse_backoff(backoff),
         timeout=timeout,
         force=force,
+        quiet=quiet,
+        log_format=log_format,
     )
 
 
@@ -138,5 +169,5 @@ def takes_worker_options(command: F) -> F:
 
 LISTEN_PANEL = "Listen options"
 Watch = Annotated[list[Path] | None, typer.Option("--watch", help="Also watch this file or directory (repeatable); the current directory and the app packages always are.", rich_help_panel=LISTEN_PANEL)]
-Poll = Annotated[float, typer.Option("--poll", min=0.05, help="Seconds between scans for changed files.", rich_help_panel=LISTEN_PANEL)]
+Poll = Annotated[float, typer.Option("--poll", callback=bounded(0.05, MAX_SECONDS, "seconds"), help="Seconds between scans for changed files.", rich_help_panel=LISTEN_PANEL)]
 PerJob = Annotated[bool, typer.Option("--per-job", help="Run every job in a fresh worker process (as Laravel's queue:listen does): slower, nothing carries over from job to job.", rich_help_panel=LISTEN_PANEL)]

@@ -1,4 +1,5 @@
-"""`qctl workers`: the running workers, from their heartbeats, with RSS, CPU and uptime for local ones."""
+"""`qctl workers`: the running workers, from their heartbeats, with RSS, CPU and uptime (measured now for
+local ones, as last reported for workers on other hosts)."""
 
 from __future__ import annotations
 
@@ -17,17 +18,27 @@ COLUMNS = ["name", "pid", "host", "connection", "queues", "state", "job", "rss",
 
 
 def workers(ctx: typer.Context, json: options.Json = False) -> None:
-    """List running workers: name, pid, host, connection, queues, state, current job, RSS, CPU, uptime, jobs done."""
+    """List running workers: name, pid, host, connection, queues (paused ones marked), state, current job, RSS, CPU, uptime, jobs done (--json: failed and released too)."""
+    from qctl.worker.controls import paused_queues
     from qctl.worker.registry import running_workers
 
-    views = running_workers(context.get(ctx).runtime.cache)
+    cache = context.get(ctx).runtime.cache
+    views = running_workers(cache)
+    paused = {(p.connection, p.queue) for p in paused_queues(cache)}
     if json:
-        output.show_json([worker_row(view) for view in views])
+        output.show_json([worker_row(view, paused) for view in views])
         return
-    output.show_table("Workers", COLUMNS, [table_row(view) for view in views], "No running workers.")
+    output.show_table("Workers", COLUMNS, [table_row(view, paused) for view in views], "No running workers.")
+    if paused:
+        output.info("Paused queues: " + ", ".join(f"{c}:{q}" for c, q in sorted(paused)) + " (`qctl continue` resumes them).")
 
 
-def worker_row(view: WorkerView) -> dict[str, Any]:
+def paused_of(view: WorkerView, paused: set[tuple[str, str]]) -> list[str]:
+    """The worker's queues that `qctl pause` holds back, in its priority order."""
+    return [queue for queue in view.record.queues if (view.record.connection, queue) in paused]
+
+
+def worker_row(view: WorkerView, paused: set[tuple[str, str]]) -> dict[str, Any]:
     record, facts = view.record, view.facts
     return {
         "name": record.name,
@@ -35,27 +46,34 @@ def worker_row(view: WorkerView) -> dict[str, Any]:
         "host": record.host,
         "connection": record.connection,
         "queues": list(record.queues),
+        "paused_queues": paused_of(view, paused),
         "state": record.state,
         "job_id": record.job_id,
         "job_class": record.job_class,
         "job_queue": record.job_queue,
         "job_started_at": _iso(record.job_started_at),
         "jobs_done": record.jobs_done,
+        "jobs_failed": record.jobs_failed,
+        "jobs_released": record.jobs_released,
         "started_at": _iso(record.started_at),
         "heartbeat_at": _iso(record.heartbeat_at),
-        "rss_mb": facts.rss_mb if facts else None,
-        "cpu_percent": facts.cpu_percent if facts else None,
+        "rss_mb": facts.rss_mb if facts else record.rss_mb,
+        "cpu_percent": facts.cpu_percent if facts else record.cpu_percent,
         "uptime_seconds": facts.uptime_seconds if facts else round(time.time() - record.started_at, 1),
     }
 
 
-def table_row(view: WorkerView) -> list[Any]:
+def table_row(view: WorkerView, paused: set[tuple[str, str]]) -> list[Any]:
     record, facts = view.record, view.facts
     job = _short_job(record.job_class, record.job_id)
-    rss = f"{facts.rss_mb:.0f} MB" if facts else "-"
-    cpu = f"{facts.cpu_percent:.0f}%" if facts else "-"
+    rss_mb = facts.rss_mb if facts else record.rss_mb  # another host's worker: as it measured itself
+    cpu_percent = facts.cpu_percent if facts else record.cpu_percent
+    rss = "-" if rss_mb is None else f"{rss_mb:.0f} MB"
+    cpu = "-" if cpu_percent is None else f"{cpu_percent:.0f}%"
     uptime = facts.uptime_seconds if facts else time.time() - record.started_at
-    return [record.name, record.pid, record.host, record.connection, ",".join(record.queues), record.state,
+    held = paused_of(view, paused)
+    queues = ",".join(f"{queue} (paused)" if queue in held else queue for queue in record.queues)
+    return [record.name, record.pid, record.host, record.connection, queues, record.state,
             job, rss, cpu, _duration(uptime), record.jobs_done]
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from qctl.errors import ConfigError
 
-_engines: dict[tuple[str, bool], Engine] = {}
+_engines: dict[tuple[str, bool, bool], Engine] = {}
 _lock = threading.Lock()
 
 _DRIVER_FOR = {
@@ -27,6 +27,16 @@ _DRIVER_FOR = {
     "mariadb": "mariadb+pymysql",
 }
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+EXTRA_FOR_DRIVER = {"psycopg": ("PostgreSQL", "postgres"), "pymysql": ("MySQL/MariaDB", "mysql")}
+"""The database drivers qctl's extras install: a missing one is named with the pip command that adds it."""
+
+
+def missing_driver(exc: ImportError) -> str:
+    module = (exc.name or "").partition(".")[0]
+    if module not in EXTRA_FOR_DRIVER:
+        return str(exc)
+    kind, extra = EXTRA_FOR_DRIVER[module]
+    return f"the {kind} driver {module!r} is not installed: pip install 'qctl[{extra}]'"
 
 
 def normalise_url(url: str) -> str:
@@ -37,18 +47,22 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def get_engine(url: str, *, autocommit: bool = False) -> Engine:
+def get_engine(url: str, *, autocommit: bool = False, multi_statements: bool = False) -> Engine:
     """The process's engine for `url`. With `autocommit`, a second pool whose connections commit
     each statement on their own and are never rolled back on return: one statement, one round
     trip, for stores whose writes are single statements (SQLite keeps its one engine). On
     PostgreSQL its commits do not wait for the WAL flush (`synchronous_commit = off`, as the
     worker's own connection): a crash of the database server can forget the last fraction of a
-    second of them — for the cache store, a lock taken or a hit counted just before the crash."""
+    second of them — for the cache store, a lock taken or a hit counted just before the crash.
+
+    With `multi_statements`, on MariaDB/MySQL a pool of its own whose connections take several
+    statements in one text (the worker's reserve: one round trip); elsewhere the plain engine."""
     with _lock:
-        key = (url, autocommit and not url.startswith("sqlite"))
+        multi = multi_statements and url.startswith(("mysql", "mariadb"))
+        key = (url, autocommit and not url.startswith("sqlite"), multi)
         engine = _engines.get(key)
         if engine is None:
-            engine = _engines[key] = _create(url, autocommit=key[1])
+            engine = _engines[key] = _create(url, autocommit=key[1], multi_statements=multi)
         return engine
 
 
@@ -69,7 +83,11 @@ def dispose_all() -> None:
         _engines.clear()
 
 
-def _create(url: str, autocommit: bool = False) -> Engine:
+MULTI_STATEMENTS = 1 << 16
+"""The MySQL protocol's CLIENT_MULTI_STATEMENTS capability (PyMySQL's and mysqlclient's constant)."""
+
+
+def _create(url: str, autocommit: bool = False, multi_statements: bool = False) -> Engine:
     try:
         parsed = make_url(normalise_url(url))
         kwargs: dict[str, Any] = {"future": True}
@@ -83,7 +101,9 @@ def _create(url: str, autocommit: bool = False) -> Engine:
             kwargs["isolation_level"] = "AUTOCOMMIT"
             kwargs["pool_reset_on_return"] = None  # no transaction is ever left open to roll back
         engine = create_engine(parsed, **kwargs)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+    except ImportError as exc:
+        raise ConfigError(f"database url {redact(url)!r}: {missing_driver(exc)}") from None
+    except (ArgumentError, NoSuchModuleError) as exc:
         raise ConfigError(f"database url {redact(url)!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
         _tune_sqlite(engine)
@@ -97,6 +117,10 @@ def _create(url: str, autocommit: bool = False) -> Engine:
         # PyMySQL sends COMMIT and ROLLBACK even in autocommit mode, where they have nothing to
         # end: a round trip each. This engine's own dialect instance skips them.
         engine.dialect.do_commit = engine.dialect.do_rollback = lambda dbapi_connection: None  # type: ignore[method-assign]
+    if multi_statements:
+        @event.listens_for(engine, "do_connect")
+        def take_several_statements(_dialect: Any, _record: Any, _args: Any, params: dict[str, Any]) -> None:
+            params["client_flag"] = params.get("client_flag", 0) | MULTI_STATEMENTS  # keeps FOUND_ROWS
     return engine
 
 
@@ -114,12 +138,46 @@ def _tune_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+REFUSED_BY_POSTGRESQL = ("password authentication failed", "no password supplied", "does not exist",
+                         "pg_hba.conf rejects", "Peer authentication failed")
+REFUSED_BY_MYSQL = {1044, 1045, 1049, 1698}
+"""Access denied (to the server or the database), unknown database: these never heal by retrying."""
+
+
+def refuses_for_good(exc: BaseException) -> bool:
+    """Whether a DBAPI error means the server turns this URL away for good: a wrong user or password,
+    a database that does not exist (not a server that is down, which a retry may outlast)."""
+    if type(exc).__module__.startswith("pymysql"):
+        return bool(exc.args) and exc.args[0] in REFUSED_BY_MYSQL
+    if type(exc).__module__.startswith("psycopg"):
+        text = str(exc)
+        return "FATAL" in text and any(reason in text for reason in REFUSED_BY_POSTGRESQL)
+    return False
+
+
 def redact(url: str) -> str:
     """The URL with any password hidden, for messages."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return url
+
+
+def same_database(a: Any, b: Any) -> bool:
+    """Whether two URLs (strings or URL objects) name the same database: the same server, port, user and
+    database (the driver may differ: `postgresql://` and `postgresql+psycopg://` are one database); for
+    SQLite, the same file."""
+    first, second = make_url(normalise_url(str(a)) if isinstance(a, str) else a), make_url(b if not isinstance(b, str) else normalise_url(b))
+    if first.get_backend_name() != second.get_backend_name():
+        return False
+    if first.get_backend_name() == "sqlite":
+        paths = [u.database or "" for u in (first, second)]
+        if any(path in ("", ":memory:") for path in paths):
+            return False
+        return os.path.realpath(paths[0]) == os.path.realpath(paths[1])
+    def key(url: Any) -> tuple[Any, ...]:
+        return (url.host or "localhost", url.port, url.username, url.database)
+    return key(first) == key(second)
 
 
 def supports_skip_locked(engine: Engine) -> bool:

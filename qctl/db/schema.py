@@ -38,6 +38,9 @@ def jobs_table(name: str = "jobs") -> Table:
         Column("created_at", BigInteger, nullable=False),
     )
     Index(f"{name}_queue_id_index", table.c.queue, table.c.id)
+    # status and monitor count ready, delayed and reserved jobs, and find the oldest ready one, from
+    # ranges of this index alone (no row is read)
+    Index(f"{name}_queue_state_index", table.c.queue, table.c.reserved_at, table.c.available_at)
     return table
 
 

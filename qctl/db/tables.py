@@ -9,7 +9,7 @@ from sqlalchemy import Table
 from qctl.config import Config
 from qctl.db import schema
 from qctl.db.engines import get_engine, redact
-from qctl.db.migrations import create_missing
+from qctl.db.migrations import create_missing, create_missing_indexes
 
 
 def tables_by_url(config: Config) -> dict[str, list[Table]]:
@@ -30,10 +30,12 @@ def tables_by_url(config: Config) -> dict[str, list[Table]]:
 
 
 def create_all_missing(config: Config) -> list[tuple[str, str]]:
-    """Create what is missing; returns (database, table) pairs created."""
+    """Create what is missing (tables, and indexes an older qctl did not make); returns (database,
+    table or index) pairs created."""
     created = []
     for url, tables in tables_by_url(config).items():
         unique = list({t.name: t for t in tables}.values())
-        for name in create_missing(get_engine(url), unique):
+        engine = get_engine(url)
+        for name in create_missing(engine, unique) + create_missing_indexes(engine, unique):
             created.append((redact(url), name))
     return created

@@ -28,6 +28,10 @@ def connect(config: ConnectionConfig, sync_runner: SyncRunner | None = None) -> 
         if sync_runner is None:
             raise ValueError("the sync driver needs a runner")
         return SyncDriver(config, sync_runner)
+    if config.driver == "memory":
+        from qctl.drivers.memory import MemoryDriver
+
+        return MemoryDriver(config)
     from qctl.drivers.null import NullDriver
 
     return NullDriver(config)

@@ -9,6 +9,7 @@ now runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -100,14 +101,15 @@ class FoldingDriver(Driver, Protocol):
 class BlockingDriver(Driver, Protocol):
     """A driver that can wait for a job to arrive instead of the worker polling (Redis `block_for`)."""
 
-    def wait_for_job(self, queues: Sequence[str]) -> bool:
-        """Block until a job may be available on one of `queues`, or the driver's block time passes.
+    def wait_for_job(self, queues: Sequence[str], at_most: float | None = None) -> bool:
+        """Block until a job may be available on one of `queues`, or the driver's block time (capped
+        at `at_most` seconds: the worker's own checks cannot wait for ever) passes.
 
         Returns False when this connection does not block (the worker then sleeps --sleep).
         Runs inside the worker's idle section: a quit request may interrupt it with an exception.
         """
 
-    def wait_and_pop(self, queues: Sequence[str]) -> tuple[bool, ReservedJob | None]:
+    def wait_and_pop(self, queues: Sequence[str], at_most: float | None = None) -> tuple[bool, ReservedJob | None]:
         """Optional: wait as `wait_for_job` does, then reserve as `pop` does, in one round trip.
 
         Returns (whether it waited, the job reserved on waking or None); (False, None) when this
@@ -124,9 +126,57 @@ class GuardedJob(Protocol):
     """Set when the guard withheld its permit: the job is still reserved, to be settled the long way."""
 
 
+@dataclass(frozen=True)
+class Cleared:
+    """What `clear_returning` removed: how many jobs in each state (as `QueueSizes` counts them)."""
+
+    ready: int
+    delayed: int
+    reserved: int
+    unique: list[bytes]
+    """The deleted payloads that contain the marker (unique jobs whose locks are to be released)."""
+
+    @property
+    def total(self) -> int:
+        return self.ready + self.delayed + self.reserved
+
+
 @runtime_checkable
 class ClearsReturning(Protocol):
     """A driver that can hand back what `clear` removed (unique jobs' locks are then released)."""
 
-    def clear_returning(self, queue: str, marker: bytes) -> tuple[int, list[bytes]]:
-        """Delete every job of `queue` at once; (how many, the deleted payloads containing `marker`)."""
+    def clear_returning(self, queue: str, marker: bytes) -> Cleared:
+        """Delete every job of `queue` at once; how many per state and the payloads containing `marker`."""
+
+
+@dataclass(frozen=True)
+class QueueSizes:
+    """One queue's jobs by state, as `status` and `monitor` show them.
+
+    Ready jobs could be reserved now (a delayed job already due and a reservation whose lease
+    lapsed count as ready); delayed ones fall due later; reserved ones are held by a worker.
+    """
+
+    queue: str
+    ready: int = 0
+    delayed: int = 0
+    reserved: int = 0
+    oldest_wait: float | None = None
+    """Seconds the oldest ready job has been waiting; None when none is ready."""
+
+    @property
+    def size(self) -> int:
+        """Every job of the queue, as `Driver.size` counts them."""
+        return self.ready + self.delayed + self.reserved
+
+
+@runtime_checkable
+class InspectsQueues(Protocol):
+    """Optional, of a Driver: sizes per state from counts alone (no scan of payloads), creating
+    nothing: a queue whose table or keys do not exist reads as empty."""
+
+    def sizes(self, queue: str) -> QueueSizes:
+        """The queue's jobs by state and the age of its oldest ready job."""
+
+    def queues_with_jobs(self, limit: int) -> list[str]:
+        """Up to `limit` queues holding jobs now, by name; [] where the store cannot tell cheaply."""

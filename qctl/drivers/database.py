@@ -21,25 +21,41 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Engine, case, delete, func, literal_column, select
+from sqlalchemy import Connection, Engine, case, delete, func, select
 from sqlalchemy.exc import DBAPIError
 
 from qctl.config import ConnectionConfig
 from qctl.db.compiled import CompiledStatement
-from qctl.db.engines import get_engine, redact, unix_after, unix_now_sql
-from qctl.db.jobs_sql import JobStatements, build_job_statements, insert_job
+from qctl.db.engines import get_engine, redact, refuses_for_good
+from qctl.db.jobs_sql import (
+    BulkInsert,
+    JobStatements,
+    QueueStatistics,
+    build_bulk_insert,
+    build_job_statements,
+    build_queue_statistics,
+    state_of,
+)
 from qctl.db.migrations import ensure_table
 from qctl.db.pinned import PinnedConnections
+from qctl.db.reading import TableMissingError, reading_only
 from qctl.db.schema import jobs_table
-from qctl.drivers.base import ReservedJob
-from qctl.errors import DriverError
+from qctl.db.together import BEGIN, COMMIT, Prepared, PreparedTogether, SqlGuard, Step
+from qctl.drivers.base import Cleared, QueueSizes, ReservedJob
+from qctl.drivers.chunks import chunked
+from qctl.errors import DriverError, StoreRefusedError
 
 MB = 1024 * 1024
+BULK_ROWS = 500
+SQLITE_PARAMETERS = 999
+"""The fewest bound parameters per statement an SQLite build allows (before 3.32)."""
+CHUNK_CHARACTERS = 16 * MB
 STATEMENT_ROOM = 4096
 """Bytes of an INSERT besides its payload: the SQL, the queue name, the other values."""
 
@@ -53,6 +69,10 @@ class DatabaseReservedJob:
     raw: bytes
     attempts: int
     reclaimed: bool
+    guard: SqlGuard | None = None
+    """PostgreSQL: a statement to commit before this job's deferred delete, in its round trip."""
+    held: bool = False
+    """Set by `pop_after` when the guard refused: the job was not deleted."""
 
     @property
     def key(self) -> str:
@@ -80,12 +100,18 @@ class DatabaseDriver:
         self.engine: Engine = get_engine(config.url)
         self.table = jobs_table(config.table)
         self._url = config.url
+        self._url_key = config.url_key  # for a refusal that retrying cannot heal
         self._ready = False
-        self._pinned = PinnedConnections(self.engine)
+        self._pinned = PinnedConnections(get_engine(config.url, multi_statements=True))
         self._statements: JobStatements | None = None
         self._statements_lock = threading.Lock()
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._max_packet: int | None = None
+        self._queue_statistics: QueueStatistics | None = None
+        self._bulk_inserts: dict[bool, BulkInsert] = {}
+        self.takes_guards = self.engine.dialect.name == "postgresql"
+        """Whether a finished job's delete can carry a `SqlGuard` (see `qctl.db.together`)."""
+        self._together = PreparedTogether() if self.takes_guards else None
 
     # --- pushing (through the pool: producers are many short-lived threads) ----------
 
@@ -109,12 +135,28 @@ class DatabaseDriver:
             self._insert(conn, items)
 
     def _insert(self, conn: Connection, items: Sequence[tuple[str, str, float]]) -> None:
-        now = [{"q": queue, "p": payload, "a": 0} for payload, queue, delay in items if delay <= 0]
-        later = [{"q": queue, "p": payload, "a": 0, "d": float(delay)} for payload, queue, delay in items if delay > 0]
-        if now:
-            conn.execute(self._insert_statement(delayed=False), now)
-        if later:
-            conn.execute(self._insert_statement(delayed=True), later)
+        """Multi-row INSERTs of up to BULK_ROWS jobs each, in order: those ready now, then the delayed."""
+        for delayed in (False, True):
+            rows = [item for item in items if (item[2] > 0) is delayed]
+            if not rows:
+                continue
+            statement = self._bulk_insert(delayed)
+            most = BULK_ROWS if self.engine.dialect.name != "sqlite" else SQLITE_PARAMETERS // statement.parameters_per_row
+            for chunk in chunked(rows, most, self._chunk_characters()):
+                conn.exec_driver_sql(statement.sql(len(chunk)), tuple(statement.parameters(chunk)))
+
+    def _bulk_insert(self, delayed: bool) -> BulkInsert:
+        found = self._bulk_inserts.get(delayed)
+        if found is None:
+            found = self._bulk_inserts[delayed] = build_bulk_insert(self.engine, self.table, delayed)
+        return found
+
+    def _chunk_characters(self) -> int:
+        """Payload characters one INSERT may carry: on MariaDB/MySQL well inside `max_allowed_packet`
+        (a character may take four bytes), elsewhere a size that keeps a statement's memory modest."""
+        if self.engine.dialect.name != "mysql":
+            return CHUNK_CHARACTERS
+        return max(1, self._packet_limit() // 4 - STATEMENT_ROOM)
 
     def _check_sizes(self, items: Sequence[tuple[str, str, float]]) -> None:
         """MariaDB/MySQL drop the connection on a statement over `max_allowed_packet`; say so before
@@ -138,10 +180,6 @@ class DatabaseDriver:
                 self._max_packet = int(conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar_one())
         return self._max_packet
 
-    def _insert_statement(self, delayed: bool) -> Any:
-        now: ColumnElement[Any] = literal_column(unix_now_sql(self.engine))
-        return insert_job(self.table, available_at=unix_after(self.engine, "d") if delayed else now, now=now)
-
     # --- the worker's path: compiled statements on this thread's pinned connection --
 
     def pop(self, queues: Sequence[str]) -> DatabaseReservedJob | None:
@@ -159,16 +197,40 @@ class DatabaseDriver:
             finished.delete()
         with self._pinned_cursor("reserve") as (cursor, sql):
             for queue in queues:
-                row = self._reserve(cursor, sql, queue, held)
+                if held is not None and held.guard is not None:
+                    row = self._reserve_guarded(cursor, sql, queue, held)
+                else:
+                    row = self._reserve(cursor, sql, queue, held)
                 held = None
                 if row is not None:
                     job_id, payload, attempts, previous_reservation = row
                     raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
                     reclaimed = previous_reservation is not None
                     return DatabaseReservedJob(self, job_id, self.connection_name, queue, raw, attempts, reclaimed)
-        if held is not None:  # no queue to reserve from
+        if held is not None and held.guard is not None:  # no queue to reserve from: settle the long way
+            held.guard, held.held = None, True
+        elif held is not None:
             held.delete()
         return None
+
+    def _reserve_guarded(self, cursor: Any, sql: JobStatements, queue: str, held: DatabaseReservedJob) -> tuple[Any, ...] | None:
+        """The guard, a commit, then the delete-and-reserve: one round trip. A refusing guard leaves
+        `held` reserved (its `held` flag set) and the next job is reserved on its own."""
+        guard = held.guard
+        assert guard is not None and self._together is not None and sql.delete_then_reserve is not None
+        reserve = sql.delete_then_reserve
+        values = cast(Mapping[str, Any], reserve.parameters({"q": queue, "did": held.id, "da": held.attempts}))
+        steps: list[Step] = [BEGIN, (guard.statement, guard.values), COMMIT, (prepared_of(reserve), values)]
+        try:
+            results = self._together.run(cursor.connection, steps)
+        except guard.refusal:
+            held.guard, held.held = None, True
+            return self._reserve(cursor, sql, queue, None)
+        held.guard = None  # an error above keeps it: the next try runs the guard again (it is idempotent)
+        for _ in range(3):  # past BEGIN, the guard's row and COMMIT
+            results.nextset()
+        row = results.fetchone()
+        return tuple(row) if row is not None else None
 
     @staticmethod
     def _reserve(cursor: Any, sql: JobStatements, queue: str, held: DatabaseReservedJob | None) -> tuple[Any, ...] | None:
@@ -176,6 +238,11 @@ class DatabaseDriver:
             return _fetch_one(cursor, sql.delete_then_reserve, {"q": queue, "did": held.id, "da": held.attempts})
         if sql.reserve_in_one_statement is not None:
             return _fetch_one(cursor, sql.reserve_in_one_statement, {"q": queue})
+        if held is not None and sql.delete_then_reserve_in_one_round_trip is not None:
+            values = {"q": queue, "did": held.id, "da": held.attempts}
+            return _fetch_one_of_many(cursor, sql.delete_then_reserve_in_one_round_trip, values)
+        if sql.reserve_in_one_round_trip is not None:
+            return _fetch_one_of_many(cursor, sql.reserve_in_one_round_trip, {"q": queue})
         with _transaction(cursor, sql.begin):
             if held is not None:
                 _execute(cursor, sql.delete_held, {"id": held.id, "a": held.attempts})
@@ -194,6 +261,11 @@ class DatabaseDriver:
     def release_reserved(self, job: DatabaseReservedJob, delay: float) -> bool:
         """Delete and re-insert, so the released job goes to the back of its queue (as in Laravel)."""
         row = {"q": job.queue, "p": job.raw.decode("utf-8"), "a": job.attempts, "d": float(delay)}
+        with self._pinned_cursor("release") as (cursor, sql):
+            together = sql.release_later_in_one_round_trip if delay > 0 else sql.release_now_in_one_round_trip
+            if together is not None:
+                released = _fetch_one_of_many(cursor, together, {**row, "id": job.id})
+                return released is not None and int(released[0]) == 1
         with self._pinned_cursor("release") as (cursor, sql), _transaction(cursor, sql.begin):
             if _execute(cursor, sql.delete_held, {"id": job.id, "a": job.attempts}) != 1:
                 return False
@@ -227,21 +299,51 @@ class DatabaseDriver:
             query = select(func.count()).select_from(self.table).where(self.table.c.queue == queue)
             return int(conn.execute(query).scalar_one())
 
+    def sizes(self, queue: str) -> QueueSizes:
+        """Counts from index ranges (no row is read); a missing table is an empty queue, left uncreated."""
+        try:
+            with reading_only(), self._connection("read sizes") as conn:
+                statistics = self._statistics()
+                now = int(conn.execute(statistics.now).scalar_one())
+                total, delayed, reserved, oldest = conn.execute(statistics.sizes, {"q": queue, "now": now}).one()
+        except TableMissingError:
+            return QueueSizes(queue)
+        return QueueSizes(queue, int(total) - int(delayed) - int(reserved), int(delayed), int(reserved),
+                          None if oldest is None else float(max(0, now - int(oldest))))
+
+    def queues_with_jobs(self, limit: int) -> list[str]:
+        try:
+            with reading_only(), self._connection("list queues") as conn:
+                return [str(row[0]) for row in conn.execute(self._statistics().queues, {"limit": limit})]
+        except TableMissingError:
+            return []
+
+    def _statistics(self) -> QueueStatistics:
+        if self._queue_statistics is None:
+            self._queue_statistics = build_queue_statistics(self.engine, self.table, self.retry_after)
+        return self._queue_statistics
+
     def clear(self, queue: str) -> int:
         with self._connection("clear") as conn:
             return int(conn.execute(delete(self.table).where(self.table.c.queue == queue)).rowcount)
 
-    def clear_returning(self, queue: str, marker: bytes) -> tuple[int, list[bytes]]:
-        """Clear the queue in one statement; (jobs deleted, the deleted payloads that contain `marker`)."""
+    def clear_returning(self, queue: str, marker: bytes) -> Cleared:
+        """Clear the queue in one statement; how many per state and the deleted payloads that contain `marker`."""
         c = self.table.c
         held = case((c.payload.contains(marker.decode("utf-8"), autoescape=True), c.payload), else_=None)
         with self._connection("clear") as conn:
-            rows = conn.execute(delete(self.table).where(c.queue == queue).returning(held)).all()
-        return len(rows), [row[0].encode("utf-8") for row in rows if row[0] is not None]
+            now = int(conn.execute(self._statistics().now).scalar_one())
+            rows = conn.execute(delete(self.table).where(c.queue == queue)
+                                .returning(c.reserved_at, c.available_at, held)).all()
+        states = Counter(state_of(row[0], row[1], now, self.retry_after) for row in rows)
+        return Cleared(states["ready"], states["delayed"], states["reserved"],
+                       [row[2].encode("utf-8") for row in rows if row[2] is not None])
 
     def close(self) -> None:
         self._pinned.close_all()
         self.engine.dispose()
+        if self._pinned.engine is not self.engine:
+            self._pinned.engine.dispose()
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -291,12 +393,25 @@ class DatabaseDriver:
     def _compile_statements(self) -> JobStatements:
         with self._statements_lock:  # after the first connection: SKIP LOCKED depends on the server version
             if self._statements is None:
-                self._statements = build_job_statements(self.engine, self.table, self.retry_after)
+                self._statements = build_job_statements(self._pinned.engine, self.table, self.retry_after)
             return self._statements
 
     def _driver_error(self, action: str, exc: BaseException) -> DriverError:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if refuses_for_good(exc):
+            where = f"{self._url_key}: " if self._url_key else ""
+            return StoreRefusedError(f"{where}database {redact(self._url)} refused: {reason}")
         return DriverError(f"database {redact(self._url)}: {action} failed: {reason}")
+
+
+_PREPARED: dict[str, Prepared] = {}
+
+
+def prepared_of(statement: CompiledStatement) -> Prepared:
+    found = _PREPARED.get(statement.sql)
+    if found is None:
+        found = _PREPARED[statement.sql] = Prepared.of(statement.sql)
+    return found
 
 
 def _execute(cursor: Any, statement: CompiledStatement, values: Mapping[str, Any]) -> int:
@@ -308,6 +423,18 @@ def _fetch_one(cursor: Any, statement: CompiledStatement, values: Mapping[str, A
     cursor.execute(statement.sql, statement.parameters(values))
     row = cursor.fetchone()
     return tuple(row) if row is not None else None
+
+
+def _fetch_one_of_many(cursor: Any, statement: CompiledStatement, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Statements sent as one text: the first row of the result sets, every result read (the next
+    statement on this connection must not find one still waiting)."""
+    cursor.execute(statement.sql, statement.parameters(values))
+    row = None
+    while True:
+        if row is None and cursor.description is not None:
+            row = cursor.fetchone()
+        if not cursor.nextset():
+            return tuple(row) if row is not None else None
 
 
 @contextmanager

@@ -12,27 +12,22 @@ the job, so a worker whose lease expired cannot touch the job another worker now
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from qctl.config import DEFAULT_REDIS_URL, ConnectionConfig
-from qctl.drivers.base import ReservedJob
+from qctl.drivers.base import Cleared, QueueSizes, ReservedJob
+from qctl.drivers.redis_bulk import bulk_calls, bulk_chunks, bulk_commands, by_queue
 from qctl.drivers.redis_client import Call, RedisClient
-from qctl.drivers.redis_keys import QueueKeys, group_by_slot, queue_keys, slot_of
+from qctl.drivers.redis_keys import QueueKeys, group_by_slot, new_token, queue_keys, slot_of
 from qctl.drivers.scripts import Script, script
 from qctl.errors import DriverError
 
-BULK_CHUNK = 500
 MIN_BLOCK_SECONDS = 0.01  # Redis reads a BLPOP timeout under 1 ms as "forever"
 OTHER_SLOTS_SECONDS = 1.0
 """On a cluster, how long a worker whose queues span several slots blocks on its first slot's
 wake-up lists before it looks at the other slots' queues again."""
-
-
-def new_token() -> str:
-    return os.urandom(8).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +92,7 @@ class RedisDriver:
         self.retry_after = config.retry_after
         self.block_for = config.block_for
         self.prefix = config.prefix
-        self.redis = RedisClient(config.url or DEFAULT_REDIS_URL, config.block_for, config.busy_poll_us / 1e6)
+        self.redis = RedisClient(config.url or DEFAULT_REDIS_URL, config.block_for, config.busy_poll_us / 1e6, config.url_key)
         self._keys: dict[str, QueueKeys] = {}
         self._lease = "" if config.retry_after is None else str(config.retry_after)
         self._next_due: float | None = None
@@ -123,9 +118,17 @@ class RedisDriver:
         self.redis.run(*self._push_call(payload, queue, delay))
 
     def bulk(self, items: Sequence[tuple[str, str, float]]) -> None:
-        """One pipeline (one round trip) per chunk of jobs."""
-        for start in range(0, len(items), BULK_CHUNK):
-            self.redis.run_many([self._push_call(*item) for item in items[start:start + BULK_CHUNK]])
+        """One round trip per chunk of jobs, the chunk pushed all at once: one MULTI/EXEC of plain
+        RPUSHes (a delayed job's due time is the server's: those go through the `bulk` script in the
+        same transaction). On a cluster, one `bulk` script call per slot of the chunk's queues, the
+        calls sent in one pipeline per node."""
+        for chunk in bulk_chunks(items):
+            ready, delayed = by_queue(chunk)
+            self.keys(chunk[0][1])  # connects, learning whether this is a cluster
+            if self.redis.cluster:
+                self.redis.run_many(bulk_calls(ready, delayed, self.keys, cluster=True))
+            else:
+                self.redis.transaction(bulk_commands(ready, delayed, self.keys), (script("bulk"),))
 
     def _push_call(self, payload: str, queue: str, delay: float) -> Call:
         keys = self.keys(queue)
@@ -208,10 +211,11 @@ class RedisDriver:
 
     # --- blocking -----------------------------------------------------------------------
 
-    def wait_for_job(self, queues: Sequence[str]) -> bool:
+    def wait_for_job(self, queues: Sequence[str], at_most: float | None = None) -> bool:
         """BLPOP the queues' wake-up lists for `block_for` seconds (0 = until a job comes), never past
-        the moment the last pop said a delayed job falls due or a lease expires. False when polling."""
-        seconds = self._block_seconds()
+        the moment the last pop said a delayed job falls due or a lease expires, nor past `at_most`.
+        False when polling."""
+        seconds = self._block_seconds(at_most)
         if seconds is None:
             return False
         if seconds < 0:
@@ -227,7 +231,7 @@ class RedisDriver:
             return False  # the worker sleeps, then its next pop reports the outage and backs off
         return True
 
-    def wait_and_pop(self, queues: Sequence[str]) -> tuple[bool, RedisReservedJob | None]:
+    def wait_and_pop(self, queues: Sequence[str], at_most: float | None = None) -> tuple[bool, RedisReservedJob | None]:
         """`wait_for_job`, then `pop`, in one round trip when not on a cluster: the reserve goes out
         in the same write as the BLPOP and Redis runs it the moment the wait ends.
 
@@ -236,7 +240,7 @@ class RedisDriver:
         between Redis running it and the worker reading its answer leaves that job reserved until
         its lease runs out (`retry_after`), as a worker killed mid-job would.
         """
-        seconds = self._block_seconds()
+        seconds = self._block_seconds(at_most)
         if seconds is None:
             return False, None
         if seconds < 0:
@@ -246,7 +250,7 @@ class RedisDriver:
         except DriverError:
             return False, None
         if self.redis.cluster:
-            return self.wait_for_job(queues), None
+            return self.wait_for_job(queues, at_most), None
         token = new_token()
         self._next_due = None
         try:
@@ -258,16 +262,18 @@ class RedisDriver:
             return False, None
         return True, self._reserved(group, token, result)
 
-    def _block_seconds(self) -> float | None:
+    def _block_seconds(self, at_most: float | None = None) -> float | None:
         """How long a wait may block: None when this connection polls, -1 when something is due now,
-        0 to block until a job comes."""
+        0 to block until a job comes; never longer than `at_most` (when given)."""
         if self.block_for is None:
             return None
         seconds = float(self.block_for)
-        if self._next_due is not None:
-            if self._next_due < MIN_BLOCK_SECONDS:
+        for limit in (self._next_due, at_most):
+            if limit is None:
+                continue
+            if limit < MIN_BLOCK_SECONDS:
                 return -1.0
-            seconds = self._next_due if seconds == 0 else min(seconds, self._next_due)
+            seconds = limit if seconds == 0 else min(seconds, limit)
         return max(seconds, MIN_BLOCK_SECONDS) if seconds else 0.0
 
     # --- fenced changes to a reserved job -----------------------------------------------
@@ -312,16 +318,39 @@ class RedisDriver:
         keys = self.keys(queue)
         return int(self.redis.run(script("size"), (keys.ready, keys.delayed, keys.reserved), ()))
 
+    def sizes(self, queue: str) -> QueueSizes:
+        """LLEN, ZCARD and ZCOUNT in one read-only script; the oldest wait is the longer of the oldest
+        due delayed job's (exact) and the ready head's age since it was pushed (as Laravel reads it)."""
+        keys = self.keys(queue)
+        found = self.redis.run(script("queue_sizes"), (keys.ready, keys.delayed, keys.reserved), ())
+        ready, later, due, held, lapsed = (int(value) for value in found[:5])
+        now = float(found[5])
+        waits = [now - stamp for stamp in (_number(found[6]), _number(found[7])) if stamp is not None]
+        return QueueSizes(queue, ready + due + lapsed, later, held, max(0.0, *waits) if waits else None)
+
+    def queues_with_jobs(self, limit: int) -> list[str]:
+        """Redis has no cheap way to list them (that would be a SCAN of the keyspace)."""
+        return []
+
     def clear(self, queue: str) -> int:
         return int(self.redis.run(script("clear"), self.keys(queue).all(), ()))
 
-    def clear_returning(self, queue: str, marker: bytes) -> tuple[int, list[bytes]]:
-        """Clear the queue in one script; (jobs removed, the removed payloads that contain `marker`)."""
+    def clear_returning(self, queue: str, marker: bytes) -> Cleared:
+        """Clear the queue in one script; how many per state and the removed payloads that contain `marker`."""
         found = self.redis.run(script("clear_returning"), self.keys(queue).all(), (marker,))
-        return int(found[0]), [bytes(p) for p in found[1:]]
+        return Cleared(int(found[0]), int(found[1]), int(found[2]), [bytes(p) for p in found[3:]])
 
     def close(self) -> None:
         self.redis.close()
+
+
+def _number(value: Any) -> float | None:
+    """A script's answer as a number: '' (or an unreadable stamp) is None."""
+    try:
+        number = float(value.decode() if isinstance(value, bytes) else value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
 
 
 __all__ = ["RedisDriver", "RedisReservedJob"]

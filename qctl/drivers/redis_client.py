@@ -7,6 +7,7 @@ must not run twice behind the caller's back; the worker's backoff does the retry
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import resource
@@ -26,12 +27,26 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from qctl.drivers.scripts import Script
-from qctl.errors import DriverError
+from qctl.errors import DriverError, StoreRefusedError
 
 Call = tuple[Script, Sequence[str], Sequence[str | bytes]]
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
 BLOCKING_MARGIN = 10.0
+
+
+@functools.cache
+def client_identity() -> dict[str, Any]:
+    """The `redis.Redis` keyword that names this client to the server (CLIENT SETINFO): redis-py's
+    version as its package states it — left to itself, redis-py asks importlib.metadata on every
+    new connection, which costs a worker's start-up tens of milliseconds — with qctl as its user."""
+    from qctl.__about__ import __version__
+
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py before 8 takes the version alone
+        return {"lib_version": redis.__version__}
+    return {"driver_info": DriverInfo(lib_version=redis.__version__).add_upstream_driver("qctl", __version__)}
 
 
 def server_of(url: str) -> str:
@@ -50,6 +65,22 @@ def reason_of(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     text = re.sub(r"^Error \d+ (connecting to|while writing to socket\.?)\s*\S*\s*", "", text)
     return text.rstrip(".") or type(exc).__name__
+
+
+REFUSALS = ("DB index is out of range", "NOAUTH", "WRONGPASS", "NOPERM", "invalid password", "invalid username-password")
+"""Replies that mean this URL will never work (a missing database index, a wrong or missing password, an ACL)."""
+NO_PASSWORD_GIVEN = ("Authentication required", "must be called with the client already authenticated")
+
+
+def refusal(exc: BaseException, where: str, server: str) -> StoreRefusedError | None:
+    """The error for a server that refuses this URL for good (naming the config key `where`), or None."""
+    permanent = isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError | rx.NoPermissionError)
+    if not permanent and not any(text in str(exc) for text in REFUSALS):
+        return None
+    reason = reason_of(exc)
+    if any(text in reason for text in NO_PASSWORD_GIVEN):
+        reason = "it asks for a password and the URL gives none (redis://:PASSWORD@host)"
+    return StoreRefusedError(f"{where + ': ' if where else ''}Redis at {server} refused: {reason}")
 
 
 READ_CHUNK = 65536
@@ -216,8 +247,9 @@ def reply_error(message: str) -> rx.RedisError:
 
 
 class RedisClient:
-    def __init__(self, url: str, block_for: float | None, busy_poll: float = 0.0) -> None:
+    def __init__(self, url: str, block_for: float | None, busy_poll: float = 0.0, where: str = "") -> None:
         self.url = url
+        self.where = where  # the config key of the URL, for a refusal that retrying cannot heal
         self.busy_poll = busy_poll
         self.server = server_of(url)
         self.block_for = block_for
@@ -238,6 +270,7 @@ class RedisClient:
             "socket_timeout": socket_timeout,
             "socket_keepalive": True,
             "retry": Retry(NoBackoff(), 0),
+            **client_identity(),
         }
 
     def _connect(self, socket_timeout: float | None) -> Any:
@@ -290,6 +323,9 @@ class RedisClient:
             raise self.driver_error(action, exc) from exc
 
     def driver_error(self, action: str, exc: rx.RedisError) -> DriverError:
+        refused = refusal(exc, self.where, self.server)
+        if refused is not None:
+            return refused
         if isinstance(exc, rx.ConnectionError | rx.TimeoutError):
             return DriverError(f"cannot reach Redis at {self.server} ({reason_of(exc)})")
         return DriverError(f"Redis at {self.server}: {action} failed: {reason_of(exc)}")
@@ -341,6 +377,29 @@ class RedisClient:
             wire = self._local.wire = Wire(self.client().connection_pool.make_connection(), self.busy_poll)
             self._owned.add(wire)
         return wire
+
+    def transaction(self, commands: Sequence[Sequence[Any]], scripts: Sequence[Script] = ()) -> list[Any]:
+        """The commands in one MULTI/EXEC, sent in one write (not on a cluster): Redis runs them one after
+        another with nothing in between. An EVALSHA of one of `scripts` that the server lost (NOSCRIPT:
+        it ran nothing) is loaded and run once more after the others; any other error reply is raised
+        (Redis has run the rest: EXEC does not roll back)."""
+        try:
+            wire = self._wire()
+            results = wire.call_many([("MULTI",), *commands, ("EXEC",)])[-1]
+            if isinstance(results, rx.RedisError):  # EXECABORT: a command was refused, none ran
+                raise results
+            replies = [reply_error(str(r)) if isinstance(r, hiredis.ReplyError) else r for r in results]
+            for index, reply in enumerate(replies):
+                if isinstance(reply, rx.NoScriptError):
+                    command = commands[index]
+                    lost = next(script for script in scripts if script.sha == command[1])
+                    replies[index] = load_and_run(wire, lost, command[3:3 + int(command[2])], command[3 + int(command[2]):])
+            failed = next((reply for reply in replies if isinstance(reply, rx.RedisError)), None)
+            if failed is not None:
+                raise failed
+            return replies
+        except rx.RedisError as exc:
+            raise self.driver_error("bulk push", exc) from exc
 
     def run_many(self, calls: Sequence[Call]) -> list[Any]:
         """Script calls in one pipeline per server (one round trip); NOSCRIPT answers are sent again once."""

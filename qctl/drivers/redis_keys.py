@@ -7,6 +7,7 @@ script touch all of a queue's keys at once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,11 @@ def queue_keys(prefix: str, queue: str) -> QueueKeys:
         notify=f"{base}:notify",
         attempts=f"{base}:attempts",
     )
+
+
+def new_token() -> str:
+    """16 hex characters naming a reservation or a delayed entry: sorted-set members are `<token>:<payload>`."""
+    return os.urandom(8).hex()
 
 
 def slot_of(key: str) -> int:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from qctl.errors import PayloadError
+from qctl.payload.envelope import load_json_object
 
 _BASE64 = "base64:"
 
@@ -39,6 +43,59 @@ class FailedJobStore(Protocol):
         """`flush`, and the deleted payloads that contain `marker` (unique jobs' locks to release)."""
     def prune(self, before: dt.datetime) -> int: ...
     def count(self) -> int: ...
+
+
+def job_class_of(payload: bytes) -> str:
+    """The job class a failed payload names (its displayName), without building the job."""
+    try:
+        body = load_json_object(payload)
+    except PayloadError:
+        return "(unreadable payload)"
+    name = body.get("displayName") or (body.get("data") or {}).get("commandName")
+    return str(name) if name else "(unknown)"
+
+
+@dataclass(frozen=True)
+class FailedFilter:
+    """What `qctl failed` lists: newest first, narrowed by queue, job class and age, at most `limit`."""
+
+    queue: str | None = None
+    job_class: str | None = None
+    """The class as listed (`app.jobs.Ship`, the payload's displayName)."""
+    since: dt.datetime | None = None
+    """Naive UTC, as stored."""
+    limit: int | None = None
+
+    def keeps(self, record: FailedJob, class_of: str) -> bool:
+        return ((self.queue is None or record.queue == self.queue)
+                and (self.job_class is None or class_of == self.job_class)
+                and (self.since is None or record.failed_at >= self.since))
+
+
+def search(store: FailedJobStore, wanted: FailedFilter, class_of: Callable[[bytes], str]) -> list[FailedJob]:
+    """The store's own query when it has one (the database: filtered and limited in SQL, without
+    reading every payload); else every record, filtered here."""
+    own = getattr(store, "search", None)
+    if own is not None:
+        found: list[FailedJob] = own(wanted)
+        return found
+    kept = [r for r in store.all() if wanted.keeps(r, class_of(r.payload))]
+    return kept[: wanted.limit] if wanted.limit is not None else kept
+
+
+@dataclass(frozen=True)
+class FailedCounts:
+    total: int = 0
+    last_hour: int = 0
+    last_minute: int = 0
+
+
+@runtime_checkable
+class CountsByQueue(Protocol):
+    """Optional, of a FailedJobStore: how many failed jobs each (connection, queue) has, in all and in
+    the last hour and minute, creating nothing (a store whose table does not exist has none)."""
+
+    def count_by_queue(self) -> dict[tuple[str, str], FailedCounts]: ...
 
 
 def payload_to_text(raw: bytes) -> str:

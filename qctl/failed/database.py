@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, insert, select
+from sqlalchemy.exc import DBAPIError
 
-from qctl.db.engines import get_engine
+from qctl.db.engines import get_engine, redact
+from qctl.db.migrations import table_exists
+from qctl.db.reading import TableMissingError, reading_only
 from qctl.db.schema import failed_jobs_table
-from qctl.db.transactions import table_transaction
+from qctl.db.transactions import first_line, table_transaction
 from qctl.errors import StoreUnavailableError
-from qctl.failed.base import FailedJob, clean_text, payload_to_text, text_to_payload
+from qctl.failed.base import (
+    FailedCounts,
+    FailedFilter,
+    FailedJob,
+    clean_text,
+    payload_to_text,
+    text_to_payload,
+)
 
 
 def utc_now() -> dt.datetime:
@@ -52,6 +63,22 @@ class DatabaseFailedJobStore:
 
     def all(self) -> list[FailedJob]:
         return self._select(select(self.table).order_by(self.table.c.id.desc()))
+
+    def search(self, wanted: FailedFilter) -> list[FailedJob]:
+        """Newest first, narrowed in SQL: the class through the payload's displayName (a LIKE, so the
+        rows are matched by the database, not read into Python), at most `limit` rows."""
+        c = self.table.c
+        query = select(self.table).order_by(c.id.desc())
+        if wanted.queue is not None:
+            query = query.where(c.queue == wanted.queue)
+        if wanted.since is not None:
+            query = query.where(c.failed_at >= wanted.since)
+        if wanted.job_class is not None:
+            needle = json.dumps({"displayName": wanted.job_class}, separators=(",", ":"))[1:-1]
+            query = query.where(c.payload.contains(needle, autoescape=True))
+        if wanted.limit is not None:
+            query = query.limit(wanted.limit)
+        return self._select(query)
 
     def find(self, uuid: str) -> FailedJob | None:
         found = self._select(select(self.table).where(self.table.c.uuid == uuid))
@@ -93,12 +120,36 @@ class DatabaseFailedJobStore:
             return int(conn.execute(delete(self.table).where(self.table.c.failed_at < before)).rowcount)
 
     def count(self) -> int:
+        if not self._exists("count failed jobs"):
+            return 0
         with self._connection("count failed jobs") as conn:
             return int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
 
+    def count_by_queue(self) -> dict[tuple[str, str], FailedCounts]:
+        c, now = self.table.c, utc_now()
+
+        def since(seconds: int) -> Any:
+            return func.sum(case((c.failed_at >= now - dt.timedelta(seconds=seconds), 1), else_=0))
+
+        query = select(c.connection, c.queue, func.count(), since(3600), since(60)).group_by(c.connection, c.queue)
+        try:
+            with reading_only(), self._connection("count failed jobs") as conn:
+                return {(str(name), str(queue)): FailedCounts(int(n), int(hour or 0), int(minute or 0))
+                        for name, queue, n, hour, minute in conn.execute(query)}
+        except TableMissingError:
+            return {}
+
     def _select(self, query: Any) -> list[FailedJob]:
+        if not self._exists("read failed jobs"):
+            return []  # reading never creates the table (or, on SQLite, the file)
         with self._connection("read failed jobs") as conn:
             return [self._record(row) for row in conn.execute(query).mappings()]
+
+    def _exists(self, action: str) -> bool:
+        try:
+            return table_exists(self.engine, self.table)
+        except DBAPIError as exc:
+            raise StoreUnavailableError(f"failed-job store {redact(self._url)}: cannot {action}: {first_line(exc)}") from exc
 
     @staticmethod
     def _record(row: Any) -> FailedJob:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from qctl.failed.base import FailedJob
+from qctl.failed.base import FailedCounts, FailedJob
 
 
 class NullFailedJobStore:
@@ -34,3 +34,6 @@ class NullFailedJobStore:
 
     def count(self) -> int:
         return 0
+
+    def count_by_queue(self) -> dict[tuple[str, str], FailedCounts]:
+        return {}

@@ -42,7 +42,31 @@ class JobContext(Protocol):
 Delay = float | int | dt.timedelta | dt.datetime
 
 
-class Job:
+class CommitChoice:
+    """How a dispatch meets an open tracked transaction (`qctl.transactions.track`); None = the connection's
+    `after_commit` / `enqueue_in_transaction` options decide."""
+
+    _qctl_after_commit: bool | None = None
+    _qctl_in_transaction: bool | None = None
+
+    def after_commit(self) -> Self:
+        """Inside a tracked transaction, push only once it commits (dropped if it rolls back)."""
+        self._qctl_after_commit = True
+        return self
+
+    def before_commit(self) -> Self:
+        """Push at once, even inside a tracked transaction on an `after_commit = true` connection."""
+        self._qctl_after_commit = False
+        self._qctl_in_transaction = False
+        return self
+
+    def in_transaction(self) -> Self:
+        """Write the job row inside the tracked transaction (same database): it commits or rolls back with it."""
+        self._qctl_in_transaction = True
+        return self
+
+
+class Job(CommitChoice):
     """Subclass it, give it `handle()`, and dispatch instances."""
 
     queue: str | None = None
@@ -58,7 +82,6 @@ class Job:
     _qctl_queue: str | None = None
     _qctl_connection: str | None = None
     _qctl_delay: Delay | None = None
-    _qctl_after_commit: bool | None = None
 
     def handle(self) -> Any:
         raise NotImplementedError(f"{type(self).__qualname__} must define handle()")
@@ -93,14 +116,6 @@ class Job:
 
     def without_delay(self) -> Self:
         self._qctl_delay = None
-        return self
-
-    def after_commit(self) -> Self:
-        self._qctl_after_commit = True
-        return self
-
-    def before_commit(self) -> Self:
-        self._qctl_after_commit = False
         return self
 
     def dispatch(self) -> str | None:
@@ -158,6 +173,56 @@ class Job:
         """Run `job` at the end of this job's chain."""
         if self._qctl_ctx:
             self._qctl_ctx.append_to_chain(job)
+
+    # --- testing a job on its own (implemented in qctl.testing, imported on use) -----
+
+    def with_fake_queue_interactions(self) -> Self:
+        """Record release/delete/fail instead of acting on them; then `handle()` and `assert_released()`…"""
+        from qctl.testing.interactions import fake_interactions
+
+        fake_interactions(self)
+        return self
+
+    def with_fake_batch(self, **batch: Any) -> tuple[Self, Any]:
+        """`job, batch = Job().with_fake_batch()`: `self.batch()` is a FakeBatch (`added`, `cancelled()`)."""
+        from qctl.testing.interactions import FakeBatch, fake_interactions
+
+        fake = FakeBatch(**batch)
+        fake_interactions(self, fake)
+        return self, fake
+
+    def _qctl_fake_context(self) -> Any:
+        from qctl.testing.interactions import interactions_of
+
+        return interactions_of(self)
+
+    def assert_released(self, delay: float | None = None) -> None:
+        self._qctl_fake_context().assert_released(delay)
+
+    def assert_not_released(self) -> None:
+        self._qctl_fake_context().assert_not_released()
+
+    def assert_deleted(self) -> None:
+        self._qctl_fake_context().assert_deleted()
+
+    def assert_not_deleted(self) -> None:
+        self._qctl_fake_context().assert_not_deleted()
+
+    def assert_failed(self) -> None:
+        self._qctl_fake_context().assert_failed()
+
+    def assert_not_failed(self) -> None:
+        self._qctl_fake_context().assert_not_failed()
+
+    def assert_failed_with(self, exc_type: type[BaseException] | BaseException) -> None:
+        self._qctl_fake_context().assert_failed_with(exc_type)
+
+    def assert_has_chain(self, chain: list[Any]) -> None:
+        """The jobs handle() prepended/appended to its chain (classes, or instances compared by attributes)."""
+        self._qctl_fake_context().assert_has_chain(chain)
+
+    def assert_doesnt_have_chain(self) -> None:
+        self._qctl_fake_context().assert_doesnt_have_chain()
 
     # --- what goes in the payload ---------------------------------------------------
 

@@ -20,6 +20,8 @@ from qctl.middleware.rate_limited import RELEASE_MARGIN_SECONDS
 log = logging.getLogger("qctl.middleware")
 
 ExceptionTest = Callable[[BaseException], bool]
+COUNTED = ":counted"
+"""Beside a throttle's hits: set while exceptions are counted, so a success pays no reset when none are."""
 
 
 def exception_test(what: Any, option: str) -> ExceptionTest:
@@ -94,7 +96,7 @@ class ThrottlesExceptions:
 
     def handle(self, job: Any, next: Next) -> Any:
         store, key = cache_of(job, self.cache), self.counter_key(job)
-        until = store.get(key + ":until")
+        until, counted = store.many([key + ":until", key + COUNTED])  # one round trip, whatever follows
         if until is not None:
             job.release(max(0.0, float(until) - time.time()) + RELEASE_MARGIN_SECONDS)
             return None
@@ -112,10 +114,13 @@ class ThrottlesExceptions:
                 job.fail(exc)
                 return None
             hit = store.hit(key, self.max_exceptions, self.decay)
+            store.put(key + COUNTED, "1", ttl=2 * self.decay)  # outlives the hits it flags
             if not hit.allowed or hit.remaining == 0:
                 wait = hit.retry_after or self.decay
                 store.put(key + ":until", repr(time.time() + wait), ttl=wait)
             job.release(self.backoff_seconds)
             return None
-        store.reset_hits(key)
+        if counted is not None:  # a success clears the count, when there is one to clear
+            store.reset_hits(key)
+            store.forget(key + COUNTED)
         return result

@@ -10,20 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import uuid as uuid_module
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from qctl.errors import PayloadError
-from qctl.payload.signing import SIGNATURE_FIELD, Signer
+from qctl.limits import MAX_COUNT, MAX_SECONDS
+from qctl.payload.signing import Signer
+from qctl.payload.writing import Layout, encoded_values, layout_for, write
 
 HANDLER_JOB = "qctl.CallQueuedHandler@call"
 HANDLER_FUNCTION = "qctl.CallQueuedFunction@call"
 
-_OPTIONAL_INT = ("maxTries", "maxExceptions", "retryUntil")
-_OPTIONAL_NUMBER = ("timeout",)
+MAX_NAME = 1000
+_OPTIONAL_INT = {"maxTries": MAX_COUNT, "maxExceptions": MAX_COUNT, "retryUntil": 2**40}
+_UUID = re.compile(r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_COMMAND_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _COMMAND_KEYS = ("commandName", "command")
 _ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode  # json.dumps builds one per call
 
@@ -73,10 +78,26 @@ class Envelope:
         }
 
     def to_json(self, signer: Signer | None) -> str:
-        body = self.to_dict()
-        if signer is not None:
-            body[SIGNATURE_FIELD] = signer.sign(body)
-        return _ENCODE(body)
+        """`to_dict()` as compact ASCII JSON, with its signature last when there is a signer."""
+        extra = self.extra_data
+        values = encoded_values(self.uuid, self.pushed_at, self.command, extra, signer is not None)
+        return write(self.layout(tuple(extra)), values, signer)
+
+    def layout(self, extra_keys: tuple[str, ...]) -> Layout:
+        """The layout of every envelope with this one's fixed fields and extra data keys."""
+        return layout_for(self.fixed_fields(extra_keys), self.to_dict, extra_keys)
+
+    def fixed_fields(self, extra_keys: tuple[str, ...]) -> tuple[Any, ...]:
+        """What tells this envelope's layout apart (numbers with their types: 30 and 30.0 are written apart)."""
+        return (_exact(self.display_name), self.job, self.command_name, _exact(self.max_tries),
+                _exact(self.max_exceptions), _exact(self.fail_on_timeout), self.backoff, _exact(self.timeout),
+                _exact(self.retry_until), extra_keys)
+
+
+def _exact(value: Any) -> Any:
+    """`value` as a key that equal numbers of other types (1, 1.0, True; 0.0 and -0.0) do not share."""
+    kind = type(value)
+    return value if kind is int or kind is str or value is None else (kind, repr(value))
 
 
 def new_uuid() -> str:
@@ -86,6 +107,20 @@ def new_uuid() -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def new_uuids() -> Iterator[str]:
+    """Random (version 4) UUIDs as `new_uuid` writes them, endlessly, reading the random source once per 256."""
+    while True:
+        pool = os.urandom(4096).hex()
+        yield from [
+            f"{pool[i:i + 8]}-{pool[i + 8:i + 12]}-4{pool[i + 13:i + 16]}-{_VARIANT[pool[i + 16]]}{pool[i + 17:i + 20]}-{pool[i + 20:i + 32]}"
+            for i in range(0, 8192, 32)
+        ]
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+"""The hex digit holding the RFC 4122 variant bits (10xx), from a random one."""
 
 
 def derived_uuid(base: str, label: str) -> str:
@@ -103,9 +138,12 @@ def parse_backoff(text: str | None) -> list[int] | None:
     if text is None or text == "":
         return None
     try:
-        return [max(0, int(float(part))) for part in str(text).split(",")]
+        parts = [float(part) for part in str(text).split(",")]
     except ValueError:
-        raise PayloadError(f"payload field 'backoff' must be seconds like '1,5,10', got {text!r}") from None
+        raise PayloadError(f"payload field 'backoff' must be seconds like '1,5,10', got {str(text)[:40]!r}") from None
+    if len(parts) > 1000 or not all(-MAX_SECONDS <= part <= MAX_SECONDS for part in parts):  # NaN, inf fail
+        raise PayloadError(f"payload field 'backoff' must be up to {MAX_SECONDS} seconds each (at most 1000 of them)")
+    return [max(0, int(part)) for part in parts]
 
 
 def format_backoff(value: int | float | list[int] | tuple[int, ...] | None) -> str | None:
@@ -117,29 +155,40 @@ def format_backoff(value: int | float | list[int] | tuple[int, ...] | None) -> s
 
 
 def parse(raw: bytes, signer: Signer | None) -> Envelope:
-    """Bytes from a store → Envelope, or PayloadError saying in one line why not."""
-    body = load_json_object(raw)
-    if signer is not None:
-        signer.verify(body)
-    if not _well_formed(body):
-        _explain(body)
-    data = body["data"]
-    backoff = body.get("backoff")
-    return Envelope(
-        uuid=body["uuid"],
-        display_name=str(body.get("displayName") or data["commandName"]),
-        job=body["job"],
-        command_name=data["commandName"],
-        command=data["command"],
-        max_tries=body.get("maxTries"),
-        max_exceptions=body.get("maxExceptions"),
-        fail_on_timeout=bool(body.get("failOnTimeout", False)),
-        backoff=None if backoff is None else str(backoff),
-        timeout=body.get("timeout"),
-        retry_until=body.get("retryUntil"),
-        pushed_at=str(body.get("pushedAt", "")),
-        extra_data={k: v for k, v in data.items() if k not in _COMMAND_KEYS} if len(data) > 2 else {},
-    )
+    """Bytes from a store → Envelope, or PayloadError saying in one line why not. Total: whatever the
+    bytes hold, nothing else is raised (a payload that crashed the reader would crash every worker)."""
+    try:
+        body = load_json_object(raw)
+        if signer is not None:
+            signer.verify(body)
+        if not _well_formed(body):
+            _explain(body)
+        data = body["data"]
+        backoff = body.get("backoff")
+        display = body.get("displayName")
+        return Envelope(
+            uuid=body["uuid"],
+            display_name=display if type(display) is str and 0 < len(display) <= MAX_NAME else data["commandName"],
+            job=body["job"],
+            command_name=data["commandName"],
+            command=data["command"],
+            max_tries=body.get("maxTries"),
+            max_exceptions=body.get("maxExceptions"),
+            fail_on_timeout=body.get("failOnTimeout") is True,
+            backoff=None if backoff is None else str(backoff),
+            timeout=body.get("timeout"),
+            retry_until=body.get("retryUntil"),
+            pushed_at=str(body.get("pushedAt", ""))[:64],
+            extra_data={k: v for k, v in data.items() if k not in _COMMAND_KEYS} if len(data) > 2 else {},
+        )
+    except PayloadError:
+        raise
+    except Exception as exc:  # RecursionError, OverflowError, MemoryError's cousins: refuse, never crash
+        raise PayloadError(f"payload cannot be read ({type(exc).__name__})") from None
+
+
+_GOOD_NAMES: set[str] = set()
+"""commandName values already seen to be `module:Name` paths (the check is a regex)."""
 
 
 def _well_formed(body: dict[str, Any]) -> bool:
@@ -147,33 +196,58 @@ def _well_formed(body: dict[str, Any]) -> bool:
     data = body.get("data")
     if type(data) is not dict or type(data.get("commandName")) is not str or "command" not in data:
         return False
-    if type(body.get("uuid")) is not str or type(body.get("job")) is not str:
+    uuid = body.get("uuid")
+    if type(uuid) is not str or not _UUID.match(uuid) or type(body.get("job")) is not str:
         return False
-    for name in _OPTIONAL_INT:
+    name = data["commandName"]
+    if name not in _GOOD_NAMES:
+        if not _COMMAND_NAME.match(name):
+            return False
+        if len(_GOOD_NAMES) < 10_000:  # a worker sees a few classes; a flood of forged names is not kept
+            _GOOD_NAMES.add(name)
+    for name, high in _OPTIONAL_INT.items():
         value = body.get(name)
-        if value is not None and type(value) is not int:
+        if value is not None and (type(value) is not int or not 0 <= value <= high):
             return False
     value = body.get("timeout")
-    if value is not None and type(value) is not int and type(value) is not float:
+    if value is not None and not (type(value) in (int, float) and 0 <= value <= MAX_SECONDS):
         return False
-    backoff = body.get("backoff")
-    return backoff is None
+    if len(data) > 2 and "batchId" in data and not _is_uuid(data["batchId"]):
+        return False
+    return body.get("backoff") is None
+
+
+def _is_uuid(value: Any) -> bool:
+    return type(value) is str and _UUID.match(value) is not None
 
 
 def _explain(body: dict[str, Any]) -> None:
     """Raise PayloadError naming what is wrong; returns when the body is a valid payload after all."""
     data = _field(body, "data", dict, "an object")
-    _field(data, "commandName", str, "a string")
+    name = _field(data, "commandName", str, "a string")
+    if not _COMMAND_NAME.match(name):
+        raise PayloadError("payload field 'data.commandName' must be a 'module:Name' path")
     if "command" not in data:
         raise PayloadError("payload is missing field 'data.command'")
-    for name in _OPTIONAL_INT:
-        _optional(body, name, int, "an integer or null")
-    for name in _OPTIONAL_NUMBER:
-        _optional(body, name, int | float, "a number or null")
+    for field_name, high in _OPTIONAL_INT.items():
+        _optional(body, field_name, int, "an integer or null")
+        value = body.get(field_name)
+        if value is not None and not 0 <= value <= high:
+            raise PayloadError(f"payload field {field_name!r} must be between 0 and {high}")
+    _optional(body, "timeout", int | float, "a number or null")
+    timeout = body.get("timeout")
+    if timeout is not None and not 0 <= timeout <= MAX_SECONDS:  # NaN fails both comparisons
+        raise PayloadError(f"payload field 'timeout' must be between 0 and {MAX_SECONDS} seconds")
     backoff = body.get("backoff")
+    if backoff is not None and type(backoff) not in (str, int, float):
+        raise PayloadError("payload field 'backoff' must be seconds like '1,5,10'")
     parse_backoff(None if backoff is None else str(backoff))
-    _field(body, "uuid", str, "a string")
+    uuid = _field(body, "uuid", str, "a string")
+    if not _UUID.match(uuid):
+        raise PayloadError("payload field 'uuid' must be a uuid (36 characters, hex and dashes)")
     _field(body, "job", str, "a string")
+    if "batchId" in data and not _is_uuid(data["batchId"]):  # settling would write to a forged batch
+        raise PayloadError("payload field 'data.batchId' must be a uuid")
 
 
 def load_json_object(raw: bytes) -> dict[str, Any]:

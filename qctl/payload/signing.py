@@ -12,6 +12,8 @@ from typing import Any
 from qctl.errors import PayloadError, SignatureError
 
 SIGNATURE_FIELD = "signature"
+BLOCK = 64
+"""SHA-256's block size: an HMAC key is padded to it."""
 
 
 def generate_key() -> str:
@@ -31,15 +33,30 @@ class Signer:
     def __init__(self, app_key: bytes) -> None:
         self._sign_key = hmac.new(app_key, b"qctl payload signature", hashlib.sha256).digest()
         self._encrypt_key = hmac.new(app_key, b"qctl payload encryption", hashlib.sha256).digest()
+        # HMAC-SHA256 (RFC 2104) with the key's two padded blocks hashed once: each signature then
+        # copies the two hash states instead of hashing them again (half the cost of hmac.digest)
+        padded = self._sign_key.ljust(BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in padded))
+        self._outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in padded))
 
     def sign(self, payload: dict[str, Any]) -> str:
-        return hmac.new(self._sign_key, canonical(payload), hashlib.sha256).hexdigest()
+        return self.sign_canonical(canonical(payload))
+
+    def sign_canonical(self, text: bytes) -> str:
+        """The signature of a payload whose `canonical` bytes are `text`: hmac.new(key, text, sha256).hexdigest()."""
+        inner = self._inner.copy()
+        inner.update(text)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def verify(self, payload: dict[str, Any]) -> None:
         signature = payload.get(SIGNATURE_FIELD)
         if signature is None:
             raise SignatureError("missing signature: the worker has a key and this payload is unsigned")
-        if not isinstance(signature, str) or not hmac.compare_digest(signature, self.sign(payload)):
+        expected = self.sign(payload).encode("ascii")
+        given = signature.encode("utf-8", "surrogatepass") if isinstance(signature, str) else None
+        if given is None or not hmac.compare_digest(given, expected):  # bytes: a non-ASCII str cannot raise
             raise SignatureError("signature mismatch: the payload was changed or signed with another key")
 
     def encrypt(self, data: bytes) -> str:

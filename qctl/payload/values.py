@@ -11,20 +11,38 @@ import base64
 import datetime as dt
 import enum
 import math
+import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from qctl.errors import PayloadError, SerializationError
+from qctl.payload.models import decode_model, encode_model
 
 TAG = "__qctl__"
 ALLOWED = (
     "None, bool, int, float, str, list, dict, tuple, set, frozenset, bytes, datetime, date, "
-    "time, timedelta, Decimal, UUID, Enum"
+    "time, timedelta, Decimal, UUID, Enum, saved SQLAlchemy model instances"
 )
 
 ClassResolver = Callable[[str], type]
+
+
+class _Encoded(threading.local):
+    def __init__(self) -> None:
+        self.enums: set[type] = set()
+
+
+_encoded = _Encoded()
+
+
+def take_encoded_enums() -> set[type]:
+    """The Enum classes encoded in this thread since the last call (the dispatcher checks where they live)."""
+    enums = _encoded.enums
+    if enums:
+        _encoded.enums = set()
+    return enums
 
 
 def encode(value: Any, where: str, allow_main: bool = False) -> Any:
@@ -33,6 +51,7 @@ def encode(value: Any, where: str, allow_main: bool = False) -> Any:
     if value is None or kind in (bool, str, int):
         return value
     if isinstance(value, enum.Enum):
+        _encoded.enums.add(kind)
         return _tagged("enum", {"cls": class_path(kind, where, allow_main), "v": encode(value.value, where)})
     if kind is float:
         return value if math.isfinite(value) else _tagged("float", repr(value))
@@ -43,6 +62,9 @@ def encode(value: Any, where: str, allow_main: bool = False) -> Any:
     encoder = _ENCODERS.get(kind)
     if encoder is not None:
         return _tagged(encoder[0], encoder[1](value, where, allow_main))
+    model = encode_model(value, where, allow_main, class_path, encode)
+    if model is not None:
+        return _tagged("model", model)
     raise SerializationError(f"{where}: cannot queue a value of type {_describe(value)}; allowed: {ALLOWED}")
 
 
@@ -185,4 +207,5 @@ _DECODERS: dict[str, Callable[[Any, str, ClassResolver], Any]] = {
     "uuid": lambda v, w, r: uuid.UUID(v),
     "enum": _decode_enum,
     "float": _decode_float,
+    "model": lambda v, w, r: decode_model(v, w, r, decode),
 }

@@ -16,11 +16,17 @@ def escape(value: str) -> str:
     return value.replace("%", "%%")
 
 
+def numbered_command(program: Program) -> str:
+    """The command line with `--name NAME-%(process_num)02d`: the one % supervisord must expand."""
+    name = shlex.quote(escape(program.worker_name) + "-") + "%(process_num)02d"
+    return f"{escape(shlex.join(program.command))} --name {name}"
+
+
 def render_program(program: Program) -> str:
     return scaffold.render(
         "supervisor.conf.tmpl",
         program=program.name,
-        command=escape(shlex.join(program.command)),
+        command=numbered_command(program),
         directory=escape(program.directory),
         user=program.user,
         numprocs=str(program.numprocs),

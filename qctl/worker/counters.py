@@ -28,6 +28,15 @@ class JobCounters(Protocol):
     def add_stall(self, uuid: str) -> int | None:
         """Count one more worker that died holding the job; the new total, or None."""
 
+    def stalls(self, uuid: str) -> int:
+        """Workers that died holding the job so far (0 when none, or when it cannot be read)."""
+
+    def note_hard_timeout(self, uuid: str) -> None:
+        """The hard timeout ended a worker running this job (its next reservation is no stall)."""
+
+    def took_hard_timeout(self, uuid: str) -> bool:
+        """Whether that was noted; the note is used up."""
+
     def forget(self, uuid: str) -> None:
         """Drop both counters (the job failed for good)."""
 
@@ -42,6 +51,27 @@ class CacheJobCounters:
 
     def add_stall(self, uuid: str) -> int | None:
         return self._increment(keys.job_stalls(uuid))
+
+    def stalls(self, uuid: str) -> int:
+        try:
+            found = self.cache.get(keys.job_stalls(uuid))
+        except DriverError as exc:
+            self._note_down(exc)
+            return 0
+        return int(found) if found is not None and found.strip().isdigit() else 0
+
+    def note_hard_timeout(self, uuid: str) -> None:
+        try:
+            self.cache.put(keys.job_hard_timeout(uuid), "1", ttl=COUNTER_TTL_SECONDS)
+        except DriverError as exc:
+            self._note_down(exc)
+
+    def took_hard_timeout(self, uuid: str) -> bool:
+        try:
+            return self.cache.forget(keys.job_hard_timeout(uuid))
+        except DriverError as exc:
+            self._note_down(exc)
+            return False
 
     def forget(self, uuid: str) -> None:
         try:

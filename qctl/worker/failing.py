@@ -1,9 +1,12 @@
 """The attempt rules: when a job has run out of tries, and how long to back off.
 
-Two checks, as in Laravel. Before a job runs: has its retry deadline passed, was
-it reserved more times than it may be tried, or did its workers die under it
-more than `max_stalls` times? After it raised (or timed out): is this the last
-allowed attempt or the last allowed exception?
+Two checks, as in Laravel. Before a job runs: has its retry deadline passed, has
+it used up its tries, or did its workers die under it more than `max_stalls` times?
+After it raised (or timed out): was this the last allowed try or the last allowed
+exception? A stall (a worker killed while running the job: kill -9, OOM, a lost host)
+does not use up a try — `attempts()` still counts reservations, but tries are
+reservations minus stalls — so a deploy that kills workers fails no job; `max_stalls`
+bounds a job that keeps killing its workers.
 
 The checks are pure: they read the counts they are given. Counting is a separate,
 explicitly named step (`count_stall`, `count_exception`) the runner takes once per
@@ -61,10 +64,30 @@ class FailureRules:
     # --- counting (writes to the shared cache) ----------------------------------------
 
     def count_stall(self, running: RunningJob) -> int | None:
-        """One more worker died holding this job (counted on every reclaim); the new total."""
+        """One more worker died holding this job (counted on every reclaim); the new total. A reclaim
+        after the hard timeout ended the worker (noted from its witness) is a timed-out attempt
+        instead: `running.hard_timed_out` is set and no stall is counted."""
         if self.counters is None or running.envelope is None or not running.reserved.reclaimed:
             return None
+        if self.counters.took_hard_timeout(running.envelope.uuid):
+            running.hard_timed_out = True
+            return None
         return self.counters.add_stall(running.envelope.uuid)
+
+    def reason_to_fail_after_hard_timeout(self, running: RunningJob, timeout: float) -> str | None:
+        """The attempt the hard timeout ended counted as a try: was it the last (or fail_on_timeout)?"""
+        envelope = running.envelope
+        assert envelope is not None
+        why = f"{envelope.display_name} has timed out after {timeout:g}s (stopped by its hard timeout: stuck in C code)"
+        if envelope.fail_on_timeout:
+            return why
+        if envelope.retry_until is not None:
+            return why if self.clock.time() >= envelope.retry_until else None
+        max_tries = self.max_tries(running)
+        ended = running.attempts() - 1  # the reservation the timeout ended, counted as a try
+        if max_tries > 0 and ended - self.stalls_so_far(running) >= max_tries:
+            return why
+        return None
 
     def count_exception(self, running: RunningJob) -> int | None:
         """One more exception for a job with `max_exceptions`; the new total."""
@@ -96,8 +119,24 @@ class FailureRules:
         else:
             max_tries = self.max_tries(running)
             if max_tries > 0 and running.attempts() > max_tries:
-                return too_many_attempts(envelope.display_name, f"reserved {running.attempts()} times, tries = {max_tries}")
+                stalled = stalls if stalls is not None else self.stalls_so_far(running)
+                if running.attempts() - stalled > max_tries:  # a stall does not use up a try
+                    return too_many_attempts(envelope.display_name, self.tries_used(running, stalled, max_tries))
         return self.reason_if_stalled_too_often(envelope, stalls)
+
+    def stalls_so_far(self, running: RunningJob) -> int:
+        """Read only when the reservations alone would fail the job (the counter is a cache round trip)."""
+        if self.counters is None or running.envelope is None:
+            return 0
+        return self.counters.stalls(running.envelope.uuid)
+
+    @staticmethod
+    def tries_used(running: RunningJob, stalled: int, max_tries: int) -> str:
+        used = running.attempts() - stalled
+        detail = f"reserved {running.attempts()} times"
+        if stalled:
+            detail += f", {stalled} of them ended by a worker that stopped (not counted as tries)"
+        return f"{detail}, {used} tries used, tries = {max_tries}"
 
     def reason_if_stalled_too_often(self, envelope: Envelope, stalls: int | None) -> str | None:
         """With tries = 0 this is what stops a job that kills its workers."""
@@ -120,7 +159,9 @@ class FailureRules:
         else:
             max_tries = self.max_tries(running)
             if max_tries > 0 and running.attempts() >= max_tries:
-                return too_many_attempts(envelope.display_name, f"attempt {running.attempts()} of {max_tries} failed")
+                used = running.attempts() - self.stalls_so_far(running)  # a stall does not use up a try
+                if used >= max_tries:
+                    return too_many_attempts(envelope.display_name, f"attempt {used} of {max_tries} failed")
         return self.reason_if_too_many_exceptions(envelope, exceptions)
 
     @staticmethod

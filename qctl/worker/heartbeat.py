@@ -15,13 +15,15 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, Protocol
 
 from qctl.cache import keys
 from qctl.cache.base import CacheStore
 from qctl.clock import SYSTEM_CLOCK, Clock
+from qctl.config import check_bounds
 from qctl.errors import ConfigError, QctlError
+from qctl.limits import MAX_SECONDS
 
 log = logging.getLogger("qctl.worker")
 
@@ -43,6 +45,17 @@ class WorkerStatus:
     job_queue: str | None = None
     job_started_at: float | None = None
     jobs_done: int = 0
+    """Jobs that ran to their end (or deleted themselves); failed and released ones are counted apart."""
+    jobs_failed: int = 0
+    jobs_released: int = 0
+
+
+@dataclass(frozen=True)
+class ProcessUsage:
+    """The worker process's own resident memory and CPU share since the previous beat."""
+
+    rss_mb: float
+    cpu_percent: float
 
 
 @dataclass(frozen=True)
@@ -58,10 +71,8 @@ class WorkerIdentity:
 
     @classmethod
     def of_this_process(cls, name: str, connection: str, queues: tuple[str, ...], clock: Clock = SYSTEM_CLOCK) -> WorkerIdentity:
-        import psutil
-
         pid = os.getpid()
-        return cls(name, pid, socket.gethostname(), connection, queues, clock.time(), psutil.Process(pid).create_time())
+        return cls(name, pid, socket.gethostname(), connection, queues, clock.time(), process_start_time(pid))
 
     @property
     def key(self) -> str:
@@ -86,6 +97,11 @@ class WorkerRecord:
     started_at: float
     process_started_at: float
     heartbeat_at: float
+    jobs_failed: int = 0
+    jobs_released: int = 0
+    rss_mb: float | None = None
+    cpu_percent: float | None = None
+    """As the worker measured itself at its last beat (None: not measured), so workers on other hosts show them too."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -95,7 +111,8 @@ class WorkerRecord:
         """The record, or None when the value is not one (written by another version, or damaged)."""
         try:
             data = json.loads(text)
-            values = {f.name: data[f.name] for f in fields(cls)}
+            # fields added later have defaults: a record of an older worker still reads
+            values = {f.name: data[f.name] for f in fields(cls) if f.name in data or f.default is MISSING}
         except (ValueError, KeyError, TypeError):
             return None
         values["queues"] = tuple(values["queues"] or ())
@@ -116,13 +133,15 @@ def describe_job(raw: bytes) -> tuple[str | None, str | None]:
     return (str(uuid) if uuid else None), (str(name) if name else None)
 
 
-def make_record(identity: WorkerIdentity, status: WorkerStatus, now: float) -> WorkerRecord:
+def make_record(identity: WorkerIdentity, status: WorkerStatus, now: float, usage: ProcessUsage | None = None) -> WorkerRecord:
     job_id, job_class = describe_job(status.job_raw) if status.job_raw is not None else (None, None)
     return WorkerRecord(
         name=identity.name, pid=identity.pid, host=identity.host, connection=identity.connection,
         queues=identity.queues, state=status.state, job_id=job_id, job_class=job_class,
         job_queue=status.job_queue, job_started_at=status.job_started_at, jobs_done=status.jobs_done,
         started_at=identity.started_at, process_started_at=identity.process_started_at, heartbeat_at=now,
+        jobs_failed=status.jobs_failed, jobs_released=status.jobs_released,
+        rss_mb=usage.rss_mb if usage else None, cpu_percent=usage.cpu_percent if usage else None,
     )
 
 
@@ -144,6 +163,7 @@ class CacheHeartbeat:
         self.every = every
         self.clock = clock
         self.failing = False
+        self.process: Any = None
 
     @contextmanager
     def beating(self, status: Callable[[], WorkerStatus]) -> Iterator[None]:
@@ -163,7 +183,7 @@ class CacheHeartbeat:
             stop.wait(self.every)
 
     def beat(self, status: WorkerStatus) -> None:
-        record = make_record(self.identity, status, self.clock.time())
+        record = make_record(self.identity, status, self.clock.time(), self.usage())
         try:
             self.cache.put(self.identity.key, record.to_json(), ttl=time_to_live(self.every))
         except QctlError as exc:
@@ -175,6 +195,20 @@ class CacheHeartbeat:
             log.warning("heartbeats written again")
             self.failing = False
 
+    def usage(self) -> ProcessUsage | None:
+        """RSS and CPU of this process (the CPU share since the previous call; 0 on the first)."""
+        import psutil
+
+        try:
+            if self.process is None:
+                self.process = psutil.Process(self.identity.pid)
+            with self.process.oneshot():
+                rss = self.process.memory_info().rss / (1024 * 1024)
+                cpu = self.process.cpu_percent(None)
+        except psutil.Error:
+            return None
+        return ProcessUsage(round(rss, 1), float(cpu))
+
     def _withdraw(self) -> None:
         try:
             self.cache.forget(self.identity.key)
@@ -182,10 +216,27 @@ class CacheHeartbeat:
             log.warning("heartbeat not withdrawn (it expires by itself): %s", exc)
 
 
+def process_start_time(pid: int) -> float:
+    """When the OS started process `pid`, in Unix seconds — what psutil's create_time() says. On Linux
+    it is read from /proc (boot time + the process's start in clock ticks), so a worker's start-up
+    does not wait for psutil; elsewhere psutil answers."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat, open("/proc/stat", "rb") as system:
+            after_name = stat.read().rsplit(b")", 1)[1].split()  # the name may hold spaces and parentheses
+            boot = next(int(line.split()[1]) for line in system if line.startswith(b"btime "))
+        return boot + int(after_name[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime
+    except (OSError, ValueError, IndexError, StopIteration):
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+
+
 def heartbeat_seconds() -> float:
     """Seconds between worker heartbeats; QCTL_HEARTBEAT_SECONDS tunes it (tests use 1)."""
     text = os.environ.get("QCTL_HEARTBEAT_SECONDS", "")
     try:
-        return max(0.2, float(text)) if text else HEARTBEAT_SECONDS
+        seconds = float(text) if text else HEARTBEAT_SECONDS
     except ValueError:
         raise ConfigError(f"QCTL_HEARTBEAT_SECONDS: expected a number of seconds, got {text!r}") from None
+    check_bounds(seconds, 0, MAX_SECONDS, "seconds", "QCTL_HEARTBEAT_SECONDS")
+    return max(0.2, seconds)

@@ -1,8 +1,10 @@
 """Running a job in the caller's process: the `sync` connection and `dispatch_sync()`.
 
 The same runner a worker uses, with the sync policy: the first exception fails the
-job (recorded, `failed()` called) and is raised to the caller, and no timeout is armed
-(the soft timeout ends the process, which must never be the caller's).
+job (`failed()` called) and is raised to the caller, as Laravel's sync queue does; the runtime
+gives it the null failed store, since the caller holds the exception and a sync record would have
+nowhere to be retried to. No timeout is armed (the soft timeout ends the process, which must
+never be the caller's).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from qctl.failed.base import FailedJobStore
 from qctl.jobs.resolve import Resolver
 from qctl.payload.signing import Signer
 from qctl.worker.failing import FailureRules
+from qctl.worker.models import ModelLoader
 from qctl.worker.options import WorkerOptions
 from qctl.worker.runner import JobRunner
 from qctl.worker.timeout import no_timeout
@@ -57,6 +60,7 @@ def inline_runner(
     hooks: JobHooks | None = None,
     batches: BatchAccess | None = None,
     caches: Callable[[str | None], Any] | None = None,
+    models: ModelLoader | None = None,
 ) -> JobRunner:
     options = WorkerOptions(tries=1, timeout=0)
     return JobRunner(
@@ -71,6 +75,7 @@ def inline_runner(
         hooks=hooks,
         batches=batches,
         caches=caches,
+        models=models,
     )
 
 

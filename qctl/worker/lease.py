@@ -19,6 +19,32 @@ from qctl.errors import QctlError
 log = logging.getLogger("qctl.worker")
 
 
+def lease_risk(connection: str, retry_after: int | None, timeout: float) -> str | None:
+    """The one rule for `--timeout` against `retry_after` (`work` warns, `supervisor:config` refuses).
+
+    Renewals keep a slow job's reservation for as long as it runs, so a job longer than
+    `retry_after` is safe. What renewals cannot cover is a worker that cannot renew: a job stuck in
+    C code holding the GIL stops the renewing thread too, and only the timeout ends it. Unless the
+    timeout (hard layer included) ends it before the reservation lapses, the job is handed to a
+    second worker while the first still runs it.
+    """
+    from qctl.worker.timeout import GRACE_SECONDS
+
+    if retry_after is None or (timeout > 0 and timeout + GRACE_SECONDS < retry_after):
+        return None
+    if timeout <= 0:
+        limit = "--timeout 0 (no limit)"
+    elif timeout >= retry_after:
+        limit = f"--timeout {timeout:g}"
+    else:
+        limit = f"--timeout {timeout:g} plus the {GRACE_SECONDS:g} s a hard stop takes"
+    return (
+        f"{limit} is not below retry_after ({retry_after} s) of connection {connection!r}: renewals keep a slow "
+        "job's reservation, but a job stuck in C code stops them, and it would run on a second worker "
+        f"before the timeout ended it; use a --timeout under {max(1, retry_after - GRACE_SECONDS):g}"
+    )
+
+
 class LeaseKeeper:
     def __init__(self, retry_after: int | None) -> None:
         self.interval = max(0.5, retry_after / 3) if retry_after else None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from qctl.errors import UsageError
+from qctl.limits import MAX_COUNT, MAX_SECONDS, out_of_bounds
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -20,6 +23,21 @@ class WorkerOptions:
     backoff: tuple[int, ...] = (0,)
     timeout: float = 60.0
     force: bool = False
+    quiet: bool = False
+    log_format: str = "text"
+
+    def __post_init__(self) -> None:
+        """Library callers meet the same bounds as `qctl work` (an OS timer or a BIGINT column overflows past them)."""
+        for name, (high, unit) in _BOUNDS.items():
+            problem = out_of_bounds(getattr(self, name), 0, high, unit)
+            if problem:
+                raise UsageError(f"WorkerOptions.{name}: {problem}")
+        if self.log_format not in ("text", "json"):
+            raise UsageError(f"WorkerOptions.log_format: expected text or json, got {self.log_format!r}")
+        for step in self.backoff:
+            problem = out_of_bounds(step, 0, MAX_SECONDS, "seconds each")
+            if problem:
+                raise UsageError(f"WorkerOptions.backoff: {problem}")
 
     def backoff_for(self, attempts: int, job_backoff: list[int] | None) -> int:
         """Seconds to wait before attempt `attempts + 1`: the job's list beats the worker's; the last value repeats."""
@@ -39,7 +57,7 @@ class WorkerOptions:
             value = getattr(self, item.name)
             if value == getattr(default, item.name):
                 continue
-            flag = _FLAGS.get(item.name, "--" + item.name.replace("_", "-"))
+            flag = cli_flag(item.name)
             if isinstance(value, bool):
                 args.append(flag)  # every boolean option defaults to False
             elif isinstance(value, tuple):
@@ -49,7 +67,17 @@ class WorkerOptions:
         return args
 
 
-_FLAGS = {"queues": "--queue"}
+_FLAGS = {"queues": "--queue", "quiet": "--quiet"}
+
+
+def cli_flag(field_name: str) -> str:
+    """The `qctl work` option of a WorkerOptions field: `max_jobs` → `--max-jobs`, `queues` → `--queue`."""
+    return _FLAGS.get(field_name, "--" + field_name.replace("_", "-"))
+_BOUNDS = {
+    "max_jobs": (MAX_COUNT, ""), "max_time": (MAX_SECONDS, "seconds"), "memory": (MAX_COUNT, ""),
+    "sleep": (MAX_SECONDS, "seconds"), "rest": (MAX_SECONDS, "seconds"), "tries": (MAX_COUNT, ""),
+    "timeout": (MAX_SECONDS, "seconds"),
+}
 
 
 def _number(value: float) -> str:

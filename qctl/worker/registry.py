@@ -41,6 +41,12 @@ def read_records(cache: CacheStore) -> list[WorkerRecord]:
     return sorted((r for r in found if r is not None), key=lambda r: (r.host, r.name, r.pid))
 
 
+def live_records(cache: CacheStore, host: str | None = None) -> list[WorkerRecord]:
+    """Every live worker's record, as `running_workers` finds them, without measuring the processes."""
+    here = host or socket.gethostname()
+    return [r for r in read_records(cache) if r.host != here or the_same_process(r) is not None]
+
+
 def running_workers(cache: CacheStore, host: str | None = None, sample: float = CPU_SAMPLE_SECONDS) -> list[WorkerView]:
     """Every live worker, oldest host/name/pid order; local ones measured over one short CPU sample."""
     here = host or socket.gethostname()

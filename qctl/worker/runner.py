@@ -22,7 +22,13 @@ from qctl.bus.hooks import BatchAccess, CompositeHooks, JobHooks
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.crashpoints import crash_point
 from qctl.drivers.base import GuardedJob, PushesWithDelete, ReservedJob
-from qctl.errors import DriverError, JobTimedOutError, MaxAttemptsExceededError, PayloadError
+from qctl.errors import (
+    DriverError,
+    JobTimedOutError,
+    MaxAttemptsExceededError,
+    ModelNotFoundError,
+    PayloadError,
+)
 from qctl.events import (
     EventBus,
     JobExceptionOccurred,
@@ -37,14 +43,20 @@ from qctl.jobs.job import Job
 from qctl.jobs.resolve import Resolver
 from qctl.middleware.pipeline import compose
 from qctl.payload.envelope import Envelope, parse, uuid_of
+from qctl.payload.models import ModelRef
 from qctl.payload.signing import Signer
 from qctl.worker.failing import FailureRules
 from qctl.worker.instantiate import instantiate
+from qctl.worker.models import JobModels, ModelLoader
 from qctl.worker.options import WorkerOptions
 from qctl.worker.settle import STORE_DOWN_RETRY_SECONDS, JobFailer
 from qctl.worker.timeout import TimeoutGuard, job_timeout
 
 log = logging.getLogger("qctl.worker")
+
+JOB_ENDING = (Exception, SystemExit, KeyboardInterrupt, GeneratorExit)
+"""What a job (its middleware, handle() or failed()) may raise and have counted as its own failure;
+the worker decides its own exit status in worker/stop.py only."""
 __all__ = ["STORE_DOWN_RETRY_SECONDS", "JobRunner", "RunningJob"]
 
 
@@ -71,6 +83,20 @@ class RunningJob:
     """`batch().add()` calls so far: the n-th call's jobs get the same ids when the job runs again."""
     handled: bool = False
     """Its middleware let it through to `handle()` (a job they stopped is deleted without running)."""
+    models: JobModels | None = None
+    """The Session its model attributes were fetched with (closed once the job has settled)."""
+    hard_timed_out: bool = False
+    """This reservation took the job back from a worker its hard timeout ended (not a stall)."""
+    refused: bool = False
+    """Its payload was read but refused before running (unknown class, outside app, undecodable): its
+    claim to a uuid is not trusted for the failed record."""
+
+    @property
+    def record_uuid(self) -> str:
+        """The uuid its failed record goes under: the payload's own, unless it was refused."""
+        if self.envelope is None or self.refused:
+            return uuid_of(self.reserved.raw, self.fallback_key)
+        return self.envelope.uuid
 
     @property
     def job_id(self) -> str:
@@ -177,8 +203,10 @@ class JobRunner:
         hooks: JobHooks | None = None,
         batches: BatchAccess | None = None,
         caches: Callable[[str | None], Any] | None = None,
+        models: ModelLoader | None = None,
     ) -> None:
         self.connection_name = connection_name
+        self.models = models
         self.caches = caches
         self.signer = signer
         self.resolver = resolver
@@ -203,26 +231,34 @@ class JobRunner:
         running = RunningJob(reserved, self)
         if not self.is_runnable(running):
             return running
+        try:
+            self.run(running, defer_delete)
+        finally:
+            if running.models is not None:
+                running.models.close()
+        return running
+
+    def run(self, running: RunningJob, defer_delete: bool) -> None:
         if self.events.wants(JobProcessing):
             self.events.dispatch(JobProcessing(self.connection_name, running))
         crash_point("before_handle")
         assert running.envelope is not None
         try:
-            with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running)):
+            with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running), running.job_id):
                 job = self.instantiate_or_fail(running)
                 if job is not None:
                     self.hooks.before_handle(running, job)
                     self.call(running, job)
                     if not (running.released or running.failed):
                         self.succeeded(running, job)
-        except Exception as exc:
+        except JOB_ENDING as exc:  # SystemExit and KeyboardInterrupt from a job are its failure, not the worker's
             self.handle_exception(running, exc)
         else:
             if running.failed:
-                return running
+                return
             late = running.settle_before_ack is not None
             if late and (running.follow_ups or running.is_settled() or not defer_delete) and not self.settle_now(running):
-                return running
+                return
             if running.follow_ups:
                 crash_point("after_handle_before_ack")
                 self.ack_with_follow_ups(running)
@@ -232,7 +268,6 @@ class JobRunner:
                     running.delete()
             if self.events.wants(JobProcessed):
                 self.events.dispatch(JobProcessed(self.connection_name, running, time.monotonic() - running.started))
-        return running
 
     def succeeded(self, running: RunningJob, job: Job) -> None:
         """The success duties; a store they need that is down puts the job back (it runs again later)."""
@@ -280,7 +315,13 @@ class JobRunner:
         except PayloadError as exc:
             self.fail(running, exc)
             return False
-        reason = self.rules.reason_to_fail_before_running(running, self.rules.count_stall(running))
+        stalls = self.rules.count_stall(running)
+        if running.hard_timed_out:
+            timed_out = self.rules.reason_to_fail_after_hard_timeout(running, self.timeout_for(running.envelope) or 0)
+            if timed_out is not None:
+                self.fail(running, JobTimedOutError(timed_out))
+                return False
+        reason = self.rules.reason_to_fail_before_running(running, stalls)
         if reason is not None:
             self.fail(running, MaxAttemptsExceededError(reason))
             return False
@@ -290,12 +331,38 @@ class JobRunner:
         """A payload naming an unknown, not-allowed or undecodable job fails at once: no retry loop."""
         assert running.envelope is not None
         try:
-            job = instantiate(running.envelope, self.resolver, self.signer)
+            job = instantiate(running.envelope, self.resolver, self.signer, self.fetcher(running))
+        except ModelNotFoundError as exc:
+            if not exc.delete_job:
+                self.fail(running, exc)
+                return None
+            log.debug("job %s deleted: %s (delete_when_missing_models)", running.job_id, exc)
+            running.delete()
+            self.hooks.after_discard(running)
+            return None
         except PayloadError as exc:
+            running.refused = True
             self.fail(running, exc)
+            return None
+        except Exception as exc:  # an undecodable value that is not a PayloadError: refuse it the same way
+            running.refused = True
+            self.fail(running, PayloadError(f"{running.display_name}: payload cannot be decoded ({type(exc).__name__})"))
             return None
         job._qctl_ctx = running
         return job
+
+    def fetcher(self, running: RunningJob) -> Callable[[ModelRef], Any] | None:
+        """How this job's model attributes are fetched: one Session per job, opened at the first."""
+        loader = self.models
+        if loader is None:
+            return None
+
+        def fetch(ref: ModelRef) -> Any:
+            if running.models is None:
+                running.models = loader.for_job()
+            return running.models.fetch(ref)
+
+        return fetch
 
     def timeout_for(self, envelope: Envelope) -> float | None:
         return envelope.timeout if envelope.timeout is not None else self.options.timeout
@@ -329,7 +396,7 @@ class JobRunner:
 
         return compose(job.middleware(), handle)(job)
 
-    def handle_exception(self, running: RunningJob, exc: Exception) -> None:
+    def handle_exception(self, running: RunningJob, exc: BaseException) -> None:
         """Laravel's handleJobException: fail when out of attempts, else release after the backoff."""
         running.exception = exc
         if not running.is_settled():  # a job that released itself and then raised is back on its queue

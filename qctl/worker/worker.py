@@ -2,45 +2,57 @@
 
 The worker prints nothing; it emits events the `work` command renders. Time and
 memory come through injectable seams so the loop can be tested without sleeping.
-Anything slower than a dictionary lookup (the shared restart and maintenance
+Anything slower than a dictionary lookup (the shared restart, maintenance and pause
 flags, the memory reading, heartbeats) happens at most about once a second, so
 the loop keeps its pace at thousands of jobs a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, cast
 
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.drivers.base import Driver, GuardedJob, ReservedJob
-from qctl.errors import DriverError
+from qctl.errors import DriverError, StoreRefusedError
 from qctl.events import EventBus, Looping, WorkerNotice, WorkerStopping
 from qctl.worker.heartbeat import Heartbeat, NoHeartbeat, WorkerStatus
 from qctl.worker.lease import LeaseKeeper
+from qctl.worker.metrics import JobMetrics, NoMetrics
 from qctl.worker.options import WorkerOptions
-from qctl.worker.runner import JobRunner
+from qctl.worker.runner import JobRunner, RunningJob
 from qctl.worker.signals import IdleInterrupted, WorkerFlags, handle_worker_signals, idle
 from qctl.worker.stop import EXIT_CODES, StopReason
 from qctl.worker.throttle import Throttle
-from qctl.worker.timeout import HARD_DEADLINE, worker_loop
+from qctl.worker.timeout import HARD_DEADLINE, hard_timeouts_left, worker_loop
 
 log = logging.getLogger("qctl.worker")
 
 BACKOFF_CAP_SECONDS = 30.0
 MEMORY_CHECK_SECONDS = 1.0
 PopAfter = Callable[[ReservedJob | None, Sequence[str]], ReservedJob | None]
-WaitForJob = Callable[[Sequence[str]], bool]
-WaitAndPop = Callable[[Sequence[str]], tuple[bool, ReservedJob | None]]
+WaitForJob = Callable[[Sequence[str], float], bool]
+WaitAndPop = Callable[[Sequence[str], float], tuple[bool, ReservedJob | None]]
+IDLE_CHECK_SECONDS = 1.0
+"""The longest an idle worker blocks on the store before it looks at restart, down, --max-time and
+signals again, whatever `block_for` says (0 included)."""
+
+
+NOTHING_PAUSED: frozenset[str] = frozenset()
 
 
 class WorkerControls(Protocol):
-    """Shared flags an operator sets from any host (restart stamp, maintenance mode)."""
+    """Shared flags an operator sets from any host (restart stamp, maintenance mode, paused queues)."""
 
     def restart_requested(self) -> bool: ...
     def is_down(self) -> bool: ...
+    def paused_queues(self) -> frozenset[str]:
+        """Which of the worker's queues are paused; the same object for as long as that does not change."""
 
 
 class NoControls:
@@ -50,6 +62,9 @@ class NoControls:
     def is_down(self) -> bool:
         return False
 
+    def paused_queues(self) -> frozenset[str]:
+        return NOTHING_PAUSED
+
 
 def resident_megabytes() -> float:
     import psutil
@@ -57,16 +72,35 @@ def resident_megabytes() -> float:
     return float(psutil.Process().memory_info().rss) / (1024 * 1024)
 
 
+DRAIN_STORE_TRIES = 3
+"""Reserves a draining worker (--once, --stop-when-empty) tries against a failing store, backing off
+between them (1 s, 2 s), before it stops with exit 1."""
+
+
+class StoreKeptFailing(Exception):
+    """A draining worker gives up on a store that kept failing."""
+
+    def __init__(self, cause: DriverError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 @dataclass
 class PopBackoff:
-    """Capped exponential backoff for a store that keeps failing, with one notice per state change."""
+    """Capped exponential backoff for a store that keeps failing, with one notice per state change.
+
+    Each delay is a random 50-100 % of the exponential step, so a pool of workers that lost the
+    store together does not come back at it in lockstep."""
 
     cap: float = BACKOFF_CAP_SECONDS
     failures: int = 0
     since: float = 0.0
+    jitter: Callable[[], float] = random.random
+    """A number in [0, 1): where in its range each delay falls (a seam for tests)."""
 
     def next_delay(self) -> float:
-        return float(min(self.cap, 2 ** max(0, self.failures - 1)))
+        step = float(min(self.cap, 2 ** max(0, self.failures - 1)))
+        return step * (0.5 + 0.5 * self.jitter())
 
 
 @dataclass
@@ -81,9 +115,21 @@ class Worker:
     memory_megabytes: Callable[[], float] = resident_megabytes
     flags: WorkerFlags = field(default_factory=WorkerFlags)
     jobs_processed: int = 0
+    """Jobs taken (what --max-jobs counts); how each ended is counted below."""
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    jobs_released: int = 0
+    hard_timed_out: Callable[[str], None] = lambda job_id: None
+    """Notes (for whichever worker reclaims it) a job an earlier worker's hard timeout stopped."""
+    witnesses: Path | None = None
+    """Where this project's workers on this host keep their hard-timeout witness files (None: none)."""
+    metrics: JobMetrics = field(default_factory=NoMetrics)
 
     def __post_init__(self) -> None:
         self.queues = self.options.queues or (self.driver.default_queue,)
+        self.taking: Sequence[str] = self.queues
+        """The queues reserved from: `queues` less the paused ones."""
+        self.paused_seen: frozenset[str] | None = None
         self.lease = LeaseKeeper(self.driver.retry_after)
         self.backoff = PopBackoff()
         self.current: ReservedJob | None = None
@@ -100,7 +146,10 @@ class Worker:
 
     def run(self) -> int:
         """Process jobs until a stop condition holds; returns the process exit status."""
-        with handle_worker_signals(self.flags), self.heartbeat.beating(self.status):
+        witnessed = HARD_DEADLINE.witnessed(self.witnesses) if self.witnesses is not None else contextlib.nullcontext()
+        with handle_worker_signals(self.flags), self.heartbeat.beating(self.status), witnessed, self.metrics.flushing():
+            if self.witnesses is not None:
+                self.note_hard_timeouts(self.witnesses)
             try:
                 if self.options.once:
                     return self.stop(self.run_next_job())
@@ -114,7 +163,7 @@ class Worker:
         started = self.clock.monotonic()
         while True:
             try:
-                # 1. Paused, in maintenance, or held back by a Looping listener: wait, then re-check.
+                # 1. Paused, in maintenance, every queue paused, or held back by a Looping listener: wait, then re-check.
                 if not self.should_take_jobs():
                     self.wait(self.options.sleep or 1.0)
                     reason = self.stop_reason(started, had_job=True)
@@ -133,8 +182,11 @@ class Worker:
                         self.clock.sleep(self.options.rest)
             except IdleInterrupted:
                 return StopReason.INTERRUPTED
+            except StoreKeptFailing as exc:
+                return self.store_down(exc)
             # 3. Stop when any stop condition holds (first match wins).
-            reason = self.stop_reason(started, had_job=job is not None)
+            # a reserve the store failed is no proof the queue is empty (next_job gives up on its own)
+            reason = self.stop_reason(started, had_job=job is not None or self.backoff.failures > 0)
             if reason is not None:
                 return reason
 
@@ -143,6 +195,8 @@ class Worker:
         try:
             if self.should_take_jobs():
                 job = self.next_job()
+                while job is None and self.backoff.failures:  # the store failed: again, until it gives up
+                    job = self.next_job()
                 if job is not None:
                     self.jobs_processed += 1
                     self.run_job(job)
@@ -150,7 +204,22 @@ class Worker:
             self.wait(self.options.sleep)
         except IdleInterrupted:
             return StopReason.INTERRUPTED
+        except StoreKeptFailing as exc:
+            return self.store_down(exc)
         return StopReason.ONCE
+
+    def store_down(self, failing: StoreKeptFailing) -> StopReason:
+        self.notice(f"{failing.cause}; stopping: the store cannot be reached, nothing was run")
+        return StopReason.STORE_DOWN
+
+    def note_hard_timeouts(self, directory: Path) -> None:
+        """Jobs an earlier worker on this host was stopped in by the hard timeout (its witness file):
+        noted for whichever worker reclaims them, so that reservation is a timed-out attempt, not a stall."""
+        for stopped in hard_timeouts_left(directory):
+            self.hard_timed_out(stopped.job_id)
+            self.notice(f"job {stopped.job_id} was stopped by its hard timeout (stuck in C code); worker pid "
+                        f"{stopped.pid} on this host exited with it. Its stack:")
+            log.warning("%s", stopped.dump.rstrip())
 
     def should_take_jobs(self) -> bool:
         self.held_back = self.why_not_take_jobs()
@@ -161,23 +230,51 @@ class Worker:
             return "paused"
         if not self.options.force and self.controls.is_down():
             return "down"
+        if not self.take_from_unpaused_queues():
+            return "queues paused"
         if self.events.has_listeners(Looping):
             results = self.events.dispatch(Looping(self.driver.connection_name, ",".join(self.queues)))
             if any(result is False for result in results):
                 return "held"
         return None
 
+    def take_from_unpaused_queues(self) -> bool:
+        """Skip the paused queues (`qctl pause`); False when every queue of this worker is paused."""
+        paused = self.controls.paused_queues()
+        if paused is not self.paused_seen:
+            before, self.paused_seen = self.paused_seen or NOTHING_PAUSED, paused
+            self.taking = tuple(queue for queue in self.queues if queue not in paused)
+            self.note_pause_change(before, paused)
+        return bool(self.taking)
+
+    def note_pause_change(self, before: frozenset[str], paused: frozenset[str]) -> None:
+        if paused - before:
+            rest = f"taking jobs from {','.join(self.taking)}" if self.taking else "no queue left to take jobs from"
+            self.notice(f"queue {','.join(q for q in self.queues if q in paused - before)} paused; {rest}")
+        if before - paused:
+            self.notice(f"queue {','.join(q for q in self.queues if q in before - paused)} continued")
+
     def next_job(self) -> ReservedJob | None:
         try:
             job = self.reserve()
+        except StoreRefusedError:
+            raise  # a wrong password or a missing database index never heals: stop (exit 2) with the reason
         except DriverError as exc:
             self.note_store_failure(exc)
             HARD_DEADLINE.disarm()
+            if self.draining and self.backoff.failures >= DRAIN_STORE_TRIES:
+                raise StoreKeptFailing(exc) from exc
             with idle(self.flags):
                 self.clock.sleep(self.backoff.next_delay())
             return None
         self.note_store_back()
         return job
+
+    @property
+    def draining(self) -> bool:
+        """--once and --stop-when-empty report what they did: a store they cannot reach is a failure
+        (exit 1), never an empty queue (a cron or CI drain would report success with nothing run)."""
+        return self.options.once or self.options.stop_when_empty
 
     def note_store_back(self) -> None:
         if self.backoff.failures:
@@ -187,13 +284,15 @@ class Worker:
 
     def reserve(self) -> ReservedJob | None:
         if self.finished is None or self.pop_after is None:
-            return self.driver.pop(self.queues)
+            return self.driver.pop(self.taking)
         finished, settle = self.finished, self.finished_settle
-        job = self.pop_after(finished, self.queues)
+        job = self.pop_after(finished, self.taking)
         self.finished = self.finished_settle = None
         # a job left with bookkeeping carries a guard (GuardedJob); a protocol isinstance costs ~5 µs here
         if settle is not None and cast(GuardedJob, finished).held:
             self.settle_held(finished, settle)
+            if job is None:  # settling may have queued work (the next link after a batch in a chain)
+                return self.driver.pop(self.taking)
         return job
 
     def settle_held(self, finished: ReservedJob, settle: Callable[[], None]) -> None:
@@ -237,6 +336,8 @@ class Worker:
         self.lease.hold(job)
         try:
             running = self.runner.process(job, defer_delete=self.pop_after is not None)
+            self.count_outcome(running)
+            self.metrics.record_job(self.driver.connection_name, running, self.current_since)
             if not running.is_settled():
                 self.finished = job
                 self.finished_settle = running.settle_before_ack
@@ -247,6 +348,14 @@ class Worker:
             self.lease.drop()
             self.current = None
 
+    def count_outcome(self, running: RunningJob) -> None:
+        if running.has_failed():
+            self.jobs_failed += 1
+        elif running.is_released():
+            self.jobs_released += 1
+        else:
+            self.jobs_done += 1
+
     def wait_for_work(self) -> ReservedJob | None:
         """Idle: block on the store's wake-up signal when the driver can, else sleep --sleep seconds.
 
@@ -256,12 +365,12 @@ class Worker:
         self.before_waiting()
         with idle(self.flags):
             if self.wait_and_pop is not None:
-                waited, job = self.wait_and_pop(self.queues)
+                waited, job = self.wait_and_pop(self.taking, IDLE_CHECK_SECONDS)
                 if job is not None:
                     self.note_store_back()
                 if waited:
                     return job
-            elif self.wait_for_job is not None and self.wait_for_job(self.queues):
+            elif self.wait_for_job is not None and self.wait_for_job(self.taking, IDLE_CHECK_SECONDS):
                 return None
             self.clock.sleep(self.options.sleep)
         return None
@@ -296,9 +405,10 @@ class Worker:
             state = "working"
         else:
             state = self.held_back or "idle"
+        counts = (self.jobs_done, self.jobs_failed, self.jobs_released)
         if job is None:
-            return WorkerStatus(state, jobs_done=self.jobs_processed)
-        return WorkerStatus(state, job.raw, job.queue, since, self.jobs_processed)
+            return WorkerStatus(state, None, None, None, *counts)
+        return WorkerStatus(state, job.raw, job.queue, since, *counts)
 
     def stop(self, reason: StopReason) -> int:
         status = EXIT_CODES[reason]

@@ -65,6 +65,29 @@ def test_kill9_mid_job_is_redelivered_and_nothing_else_is_lost(setup_factory, ru
     assert failed_records(runtime) == {}
 
 
+def test_a_tries_1_job_whose_worker_is_killed_runs_again_and_succeeds(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]
+    """A stall does not use up a try: a deploy that kills workers must not fail jobs that never failed."""
+    setup = setup_factory(kind, retry_after=1)
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    job = dispatch(runtime, jobs.SleepFirstAttemptOneTry(30, str(ledger)))
+    first = spawn_qctl(WORK, setup.directory, name="first")
+    try:
+        wait_for(lambda: ledger_rows(ledger, "start", job), 30, message="the job to start")
+        first.kill()
+        first.wait(15)
+        second = spawn_qctl(WORK, setup.directory, name="second")
+        wait_for(lambda: ledger_rows(ledger, "end", job), 1 + 30, message="the job to run again")
+        second.signal(signal.SIGTERM)
+        assert second.wait(15) == 0
+    finally:
+        if first.alive():
+            first.kill()
+    (end,) = ledger_rows(ledger, "end", job)
+    assert end[2] == "2"  # attempts() still counts reservations
+    assert failed_records(runtime) == {} and queue_size(runtime) == 0
+
+
 def test_random_kill9_loses_nothing_and_every_duplicate_is_explained(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]
     """C-02: three workers, one SIGKILLed at random every 0.2-1.0 s, then the queue drains."""
     setup = setup_factory(kind, retry_after=2)
@@ -168,10 +191,28 @@ def test_crash_points_leave_one_terminal_state(setup_factory, runtime_factory, k
         assert records[uuid].error_line.startswith("RuntimeError: boom on attempt 1")  # the first record stays
 
 
+def test_a_redis_failed_store_gets_its_record_before_the_job_leaves_the_queue(setup_factory, runtime_factory, tmp_path):  # type: ignore[no-untyped-def]
+    """On a Redis-only config (the failed store is that Redis) a worker killed between writing the
+    failed record and deleting the job leaves it queued; the next worker fails it again, and the
+    record stays the first one."""
+    setup = setup_factory("redis", only_connection=True, retry_after=1)
+    runtime = runtime_factory(setup)
+    uuid = dispatch(runtime, jobs.Boom(ledger=str(tmp_path / "ledger")))
+    env = {"QCTL_CRASHPOINT": "after_failed_insert_before_delete:1"}
+    with MiniSupervisor([*WORK, "--tries", "1"], setup.directory, env=env, restart_env={}) as supervisor:
+        wait_for_failed(runtime, uuid, timeout=20)
+        wait_for(lambda: queue_size(runtime) == 0, 20, message="the queue to empty")
+    assert supervisor.statuses() == [EXIT_CRASHED]
+    records = failed_records(runtime)
+    assert list(records) == [uuid] and records[uuid].error_line.startswith("RuntimeError: boom on attempt 1")
+    assert type(runtime.failed_store).__name__ == "RedisFailedJobStore"
+
+
 @pytest.mark.parametrize(
     ("job", "flags", "reason"),
     [
-        (jobs.Sleep, ["--tries", "2"], "reserved 3 times, tries = 2"),
+        # a stall uses up no try: tries = 2 or unlimited, max_stalls (3) is what ends a job that kills its workers
+        (jobs.Sleep, ["--tries", "2"], "stopped while running it 4 times, max_stalls = 3"),
         (jobs.SleepUnlimited, ["--tries", "5"], "stopped while running it 4 times, max_stalls = 3"),
     ],
 )

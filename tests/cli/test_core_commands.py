@@ -172,10 +172,10 @@ def test_clear_deletes_a_queue(tmp_path: Path) -> None:
     code = "import qctl\nfrom qctl.demo import ResizeImage\nfor i in range(3): ResizeImage(i, (1,)).dispatch()"
     (tmp_path / "qctl.toml").write_text('app = ["qctl.demo"]\n')
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=60)
-    done = run_qctl(["clear", "--force"], tmp_path)
-    assert done.returncode == 0 and "Cleared 3 jobs from queue 'default'" in done.stdout
     refused = run_qctl(["clear"], tmp_path, input="n\n")
     assert refused.returncode == 1
+    done = run_qctl(["clear", "--force"], tmp_path)
+    assert done.returncode == 0 and "Cleared 3 jobs from queue 'default'" in done.stdout
 
 
 def test_a_broken_app_module_is_one_line(tmp_path: Path) -> None:
@@ -185,3 +185,47 @@ def test_a_broken_app_module_is_one_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: app module 'brokenapp' failed to import: SyntaxError")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_app_module_missing_is_told_apart_from_one_whose_import_breaks(tmp_path: Path) -> None:
+    (tmp_path / "needsdep.py").write_text("import qctl_no_such_dependency\n")
+    (tmp_path / "qctl.toml").write_text('app = ["needsdep"]\n')
+    broken = run_qctl(["work", "--once", "--sleep", "0"], tmp_path)
+    assert broken.returncode == 1 and len(broken.stderr.strip().splitlines()) == 1
+    assert broken.stderr.strip() == ("error: app module 'needsdep' failed to import: it imports "
+                                     "'qctl_no_such_dependency', which is not installed")
+    verbose = run_qctl(["work", "--once", "--sleep", "0", "-v"], tmp_path)
+    assert "Traceback" in verbose.stderr and 'needsdep.py", line 1' in verbose.stderr  # the real one, with -v
+    (tmp_path / "qctl.toml").write_text('app = ["notthere"]\n')
+    missing = run_qctl(["work", "--once", "--sleep", "0"], tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "error: qctl.toml: app: no module named 'notthere' (looked on sys.path, the current directory first)"
+
+
+def test_verbose_works_on_every_command_and_prints_the_traceback(tmp_path: Path) -> None:
+    for args in (["failed", "nope", "-v"], ["-v", "failed", "nope"], ["forget", "nope", "--verbose"]):
+        done = run_qctl(args, tmp_path)
+        assert done.returncode == 1, (args, done.stderr)
+        assert "Traceback" in done.stderr and "NotFoundError: no failed job with id nope" in done.stderr, args
+
+
+def test_help_placeholders_match_the_man_pages_and_flags_have_none(tmp_path: Path) -> None:
+    helped = run_qctl(["work", "--help"], tmp_path, env={"COLUMNS": "160"})
+    assert helped.returncode == 0
+    lines = {line.split()[0]: line for line in helped.stdout.splitlines() if line.strip().startswith("--")}
+    assert lines["--force"].split()[:2] == ["--force", "Work"] and lines["--once"].split()[:2] == ["--once", "Process"]
+    assert lines["--timeout"].split()[1] == "SECONDS" and lines["--tries"].split()[1] == "N"
+    assert lines["--queue"].split()[1] == "QUEUES"
+    literal = run_qctl(["supervisor:config", "--help"], tmp_path, env={"COLUMNS": "160"}).stdout
+    assert "[program:…]" in literal  # help text is literal, never read as markup
+    for command in ("work", "failed", "retry", "batches", "supervisor:config", "clear"):
+        text = run_qctl([command, "--help"], tmp_path, env={"COLUMNS": "160"}).stdout
+        assert not any(f"<{kind}>" in text for kind in ("str", "int", "float", "bool")), (command, text)
+    page = (Path(__file__).resolve().parents[2] / "man" / "qctl-work.1").read_text()
+    assert "\\fB\\-\\-timeout\\fR \\fISECONDS\\fR" in page and "\\fB\\-\\-force\\fR\n" in page
+
+
+def test_shell_completion_offers_the_connection_names(tmp_path: Path) -> None:
+    (tmp_path / "qctl.toml").write_text('[connections.mailer]\ndriver = "sync"\n')
+    done = run_qctl([], tmp_path, env={"_QCTL_COMPLETE": "complete_bash", "COMP_WORDS": "qctl work ma", "COMP_CWORD": "2"})
+    assert done.stdout.split() == ["mailer"]

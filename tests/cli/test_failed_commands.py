@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import qctl_testjobs as jobs
-from sqlalchemy import update
 
 from qctl.bus.payloads import build_envelope
 from qctl.jobs.job import Job
 from qctl.payload.signing import generate_key
 from qctl.runtime import Runtime
+from tests.support.failed_stores import make_older
 from tests.support.processes import read_ledger, run_qctl
 
-KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
+if TYPE_CHECKING:
+    from tests.support.configs import TestSetup
+
+KINDS = ["sqlite", "postgresql", "mariadb", "redis", "redis-only"]
+STORE_KINDS = ["sqlite", "redis-only"]
+"""`redis-only`: a Redis connection and no store section, so the failed store (and the cache) is that Redis."""
+
+
+def setup_for(setup_factory, kind: str, **options: object) -> TestSetup:  # type: ignore[no-untyped-def]
+    if kind == "redis-only":
+        return setup_factory("redis", only_connection=True, **options)  # type: ignore[no-any-return]
+    return setup_factory(kind, **options)  # type: ignore[no-any-return]
 
 
 def record_failure(runtime: Runtime, job: Job, queue: str = "default", error: str = "RuntimeError: boom") -> str:
@@ -35,7 +46,7 @@ def failed_ids(setup_dir: Path) -> list[str]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_retry_pushes_back_onto_the_original_queue_and_attempts_start_again(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]
-    setup = setup_factory(kind)
+    setup = setup_for(setup_factory, kind)
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
     chosen = record_failure(runtime, jobs.Ok(7, str(ledger)), queue="podcasts")
@@ -53,8 +64,9 @@ def test_retry_pushes_back_onto_the_original_queue_and_attempts_start_again(setu
     assert [(row[0], row[1], row[2]) for row in read_ledger(ledger)] == [("start", chosen, "1"), ("end", chosen, "1")]
 
 
-def test_retry_selects_by_all_queue_and_range(setup_factory, runtime_factory):  # type: ignore[no-untyped-def]
-    setup = setup_factory("sqlite")
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_retry_selects_by_all_queue_and_range(setup_factory, runtime_factory, kind):  # type: ignore[no-untyped-def]
+    setup = setup_for(setup_factory, kind)
     runtime = runtime_factory(setup)
     for n in range(2):
         record_failure(runtime, jobs.Ok(n), queue="a")
@@ -74,13 +86,14 @@ def test_retry_selects_by_all_queue_and_range(setup_factory, runtime_factory):  
     assert run_qctl(["retry", "all"], setup.directory).stdout.strip() == "No failed jobs to retry."
 
 
-def test_unknown_ids_are_one_line_and_nothing_is_retried(setup_factory, runtime_factory):  # type: ignore[no-untyped-def]
-    setup = setup_factory("sqlite")
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_unknown_ids_are_one_line_and_nothing_is_retried(setup_factory, runtime_factory, kind):  # type: ignore[no-untyped-def]
+    setup = setup_for(setup_factory, kind)
     runtime = runtime_factory(setup)
     known = record_failure(runtime, jobs.Ok(1))
     for args in (["retry", known, "no-such-id"], ["forget", "no-such-id"]):
         result = run_qctl(args, setup.directory)
-        assert result.returncode == 2
+        assert result.returncode == 1  # the command was right; the id names nothing (2 is usage and config)
         assert result.stderr.strip().count("\n") == 0 and "no-such-id" in result.stderr
         assert "Traceback" not in result.stderr
     assert failed_ids(setup.directory) == [known]
@@ -90,15 +103,12 @@ def test_unknown_ids_are_one_line_and_nothing_is_retried(setup_factory, runtime_
         assert result.returncode == 2 and result.stderr.startswith("error: "), (args, result.stderr)
 
 
-def test_forget_flush_and_prune(setup_factory, runtime_factory):  # type: ignore[no-untyped-def]
-    setup = setup_factory("sqlite")
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_forget_flush_and_prune(setup_factory, runtime_factory, kind):  # type: ignore[no-untyped-def]
+    setup = setup_for(setup_factory, kind)
     runtime = runtime_factory(setup)
     ids = [record_failure(runtime, jobs.Ok(n)) for n in range(4)]
-    store = runtime.failed_store
-    table = store.table  # type: ignore[attr-defined]
-    with store.engine.begin() as conn:  # type: ignore[attr-defined]
-        two_days_ago = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=48)
-        conn.execute(update(table).where(table.c.uuid.in_(ids[:2])).values(failed_at=two_days_ago))
+    make_older(runtime.failed_store, ids[:2], hours=48)
 
     forgot = run_qctl(["forget", ids[3]], setup.directory)
     assert forgot.returncode == 0 and f"Deleted failed job {ids[3]}." in forgot.stdout
@@ -135,8 +145,9 @@ def test_null_failed_store(setup_factory):  # type: ignore[no-untyped-def]
     assert run_qctl(["flush"], setup.directory, env=env).returncode == 0
 
 
-def test_failed_table_shows_the_first_error_line(setup_factory, runtime_factory):  # type: ignore[no-untyped-def]
-    setup = setup_factory("sqlite")
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_failed_table_shows_the_first_error_line(setup_factory, runtime_factory, kind):  # type: ignore[no-untyped-def]
+    setup = setup_for(setup_factory, kind)
     runtime = runtime_factory(setup)
     record_failure(runtime, jobs.Ok(1), queue="emails", error="RuntimeError: first line\n\nTraceback (most recent call last):\n  x")
     result = run_qctl(["failed"], setup.directory, env={"COLUMNS": "200"})
@@ -209,3 +220,19 @@ def test_crash_between_push_and_forget(setup_factory, runtime_factory, tmp_path)
     result = run_qctl(["retry", uuid], split.directory, env=crash)
     assert result.returncode == 137  # died after the push, before the forget
     assert runtime.connections.get().size("default") == 1 and failed_ids(split.directory) == [uuid]
+
+
+def test_a_redis_failed_store_that_is_down_or_unnamed_is_one_line(tmp_path):  # type: ignore[no-untyped-def]
+    down = tmp_path / "down"
+    down.mkdir()
+    (down / "qctl.toml").write_text('default = "redis"\n[connections.redis]\nurl = "redis://127.0.0.1:1/0"\n')
+    for args in (["failed"], ["flush"], ["retry", "all"]):
+        result = run_qctl(args, down)
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.startswith("error: failed-job store at Redis 127.0.0.1:1: cannot ")
+        assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    unnamed = tmp_path / "unnamed"
+    unnamed.mkdir()
+    (unnamed / "qctl.toml").write_text('[failed]\ndriver = "redis"\n')
+    result = run_qctl(["failed"], unnamed)
+    assert result.returncode == 2 and result.stderr.startswith("error: qctl.toml: failed.url: missing")

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer.main
 
-from qctl.cli.app import app
+from qctl.cli.app import command_tree
 from qctl.cli.manpages import all_pages, write_pages
 
 MAN = Path(__file__).resolve().parents[2] / "man"
@@ -19,7 +18,7 @@ REGENERATE = "run `python scripts/generate_man.py` and commit man/"
 
 
 def test_man_pages_are_up_to_date(tmp_path: Path) -> None:
-    write_pages(typer.main.get_command(app), tmp_path)
+    write_pages(command_tree(), tmp_path)
     fresh = {p.name: p.read_text(encoding="utf-8") for p in tmp_path.glob("*.1")}
     committed = {p.name: p.read_text(encoding="utf-8") for p in MAN.glob("*.1")}
     assert sorted(committed) == sorted(fresh), f"man pages missing or extra: {REGENERATE}"
@@ -28,7 +27,7 @@ def test_man_pages_are_up_to_date(tmp_path: Path) -> None:
 
 
 def test_every_command_has_a_page_and_no_machine_paths() -> None:
-    root = typer.main.get_command(app)
+    root = command_tree()
     pages = all_pages(root)
     assert "qctl.1" in pages and "qctl-supervisor-config.1" in pages
     assert len(pages) == 1 + len([c for c in root.commands.values() if not c.hidden])

@@ -17,7 +17,7 @@ from qctl.drivers.base import (
 )
 from tests.support.processes import wait_for
 
-KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis", "memory"]
 SQL_KINDS = ["sqlite", "postgresql", "mariadb"]
 
 

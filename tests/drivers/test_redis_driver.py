@@ -15,7 +15,9 @@ import pytest
 import redis
 
 from qctl.config import ConnectionConfig
-from qctl.drivers.redis import BULK_CHUNK, RedisDriver
+from qctl.drivers.redis import RedisDriver
+from qctl.drivers.redis_bulk import BULK_CHUNK, BULK_CHUNK_CHARACTERS, bulk_chunks
+from qctl.drivers.redis_client import Wire
 from qctl.drivers.redis_keys import queue_keys, slot_of
 from qctl.errors import DriverError
 from tests.support.configs import drop_redis_keys
@@ -110,19 +112,56 @@ def test_clear_removes_every_key_of_the_queue(make_driver: DriverFactory) -> Non
     assert raw(driver).keys(f"{driver.prefix}*") == []
 
 
-def test_bulk_sends_one_pipeline_per_chunk(make_driver: DriverFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bulk_sends_one_transaction_per_chunk(make_driver: DriverFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     driver = make_driver()
-    driver.size("default")  # connect first, so only the pushes are counted
-    pipelines: list[int] = []
-    singles: list[object] = []
-    original = redis.client.Pipeline.execute
-    monkeypatch.setattr(redis.client.Pipeline, "execute", lambda self, *a, **k: pipelines.append(len(self)) or original(self, *a, **k))
-    monkeypatch.setattr(redis.Redis, "execute_command", lambda self, *a, **k: singles.append(a))
+    driver.bulk([(payload(0), "warm", 0)])  # connect and load the script first, so only the pushes are counted
+    writes: list[list[str]] = []
+    original = Wire.call_many
+    monkeypatch.setattr(Wire, "call_many", lambda self, commands: writes.append([c[0] for c in commands]) or original(self, commands))
     count = BULK_CHUNK * 2 + 7
-    driver.bulk([(payload(n), "default", 0 if n % 3 else 5) for n in range(count)])
-    assert pipelines == [BULK_CHUNK, BULK_CHUNK, 7] and singles == []
+    driver.bulk([(payload(n), "default" if n % 4 else "other", 0 if n % 3 else 5) for n in range(count)])
+    assert len(writes) == 3 and all(write[0] == "MULTI" and write[-1] == "EXEC" for write in writes)
+    assert [write.count("EVALSHA") for write in writes] == [1, 1, 1]  # the delayed jobs of each chunk
     monkeypatch.undo()
-    assert driver.size("default") == count
+    assert driver.size("default") + driver.size("other") == count
+
+
+def test_bulk_keeps_each_queues_order_across_chunks(make_driver: DriverFactory) -> None:
+    driver = make_driver()
+    count = BULK_CHUNK + 3
+    driver.bulk([(payload(n), "odd" if n % 2 else "even", 0) for n in range(count)])
+    for queue, first in (("even", 0), ("odd", 1)):
+        ready = raw(driver).lrange(f"{driver.prefix}queues:{queue}", 0, -1)
+        assert ready == [payload(n).encode() for n in range(first, count, 2)]
+        assert raw(driver).llen(f"{driver.prefix}queues:{queue}:notify") == len(ready)  # a wake-up each
+
+
+@pytest.mark.parametrize("broken", ["queues:broken", "queues:broken:delayed", "queues:broken:notify"])
+def test_a_queue_key_of_another_type_fails_the_bulk_push_with_the_servers_reason(make_driver: DriverFactory, broken: str) -> None:
+    driver = make_driver()
+    raw(driver).set(f"{driver.prefix}{broken}", "not a queue")
+    items = [(payload(1), "default", 0), (payload(2), "default", 5), (payload(3), "broken", 0), (payload(4), "broken", 5)]
+    with pytest.raises(DriverError, match="WRONGTYPE"):
+        driver.bulk(items)
+    assert raw(driver).get(f"{driver.prefix}{broken}") == b"not a queue"
+
+
+def test_the_bulk_script_checks_its_keys_before_it_writes(make_driver: DriverFactory) -> None:
+    """The delayed jobs (and on a cluster every job) go through `bulk.lua`: a key of the wrong type
+    fails the call before it writes anything, the jobs of other queues included."""
+    driver = make_driver()
+    raw(driver).set(f"{driver.prefix}queues:broken:notify", "not a queue")
+    with pytest.raises(DriverError, match="WRONGTYPE"):
+        driver.bulk([(payload(1), "default", 5), (payload(2), "broken", 5)])
+    assert driver.size("default") == 0 and raw(driver).keys(f"{driver.prefix}*") == [f"{driver.prefix}queues:broken:notify".encode()]
+
+
+def test_bulk_chunks_end_at_the_count_or_the_size() -> None:
+    small = [(payload(n), "default", 0.0) for n in range(BULK_CHUNK * 2 + 1)]
+    assert [len(chunk) for chunk in bulk_chunks(small)] == [BULK_CHUNK, BULK_CHUNK, 1]
+    big = "x" * (BULK_CHUNK_CHARACTERS // 2 + 1)
+    items = [(big, "default", 0.0), ("a", "default", 0.0), (big, "default", 0.0), (big * 3, "default", 0.0)]
+    assert [[len(p) for p, _, _ in chunk] for chunk in bulk_chunks(items)] == [[len(big), 1], [len(big)], [len(big) * 3]]
 
 
 def push_from_elsewhere(make_driver: DriverFactory, driver: RedisDriver, queue: str, after: float) -> None:

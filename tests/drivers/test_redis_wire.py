@@ -4,6 +4,7 @@ that backs off when replies come late (a far or busy server) and comes back when
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -63,7 +64,8 @@ def test_a_late_reply_pauses_the_poll_and_a_quick_one_brings_it_back(wire: Wire,
     assert wire.spin_pause == 0
     # polled again; the first reply that comes inside the window clears the misses (on a busy
     # machine a PING can itself be late, pausing again: keep asking, the rule is the same)
-    for _ in range(50):
+    deadline = time.monotonic() + 10  # a loaded machine can make many PINGs in a row late
+    while time.monotonic() < deadline:
         assert wire.call("PING") == b"PONG"
         if (wire.spin_misses, wire.spin_pause) == (0, 0):
             break
@@ -86,13 +88,13 @@ def test_a_thread_that_keeps_losing_its_cpu_stops_polling(
 ) -> None:
     assert wire.call("PING") == b"PONG"
     wire.polled_calls = CROWDING_LOOK_EVERY - 1  # the next polled call takes a look
+    wire.spin_misses = wire.spin_pause = 0  # a late first PING on a busy machine would skip it
     seen = wire.preempted
     monkeypatch.setattr(redis_client, "preemptions", lambda: seen + preempted)
     assert wire.call("PING") == b"PONG"
     assert wire.polled_calls == 0 and wire.preempted == seen + preempted
-    assert (wire.spin_pause == 0) is polls_after
-    if not polls_after:
-        assert wire.spin_pause == SPIN_PAUSE_CAP
+    # polling on: the pause is 0, or the short one of a single late reply; off: the cap
+    assert (wire.spin_pause == SPIN_PAUSE_CAP) is not polls_after
 
 
 def test_busy_poll_us_0_turns_the_poll_off(empty_key: str) -> None:

@@ -165,11 +165,16 @@ def _outside_app(batch: object) -> None:
     """A module-level function of the tests package, which is not in `app`."""
 
 
-def test_on_one_redis_successes_ride_with_the_delete_and_the_last_goes_the_long_way(setup_factory, runtime_factory, ledger) -> None:  # type: ignore[no-untyped-def]
-    """Queue and batch store on one Redis: a success that makes nothing due is recorded in the round
-    trip that deletes its job and reserves the next; the one that makes `then` due is held back,
-    recorded on its own, its callbacks run, and only then deleted."""
-    runtime = runtime_factory(setup_factory("redis", batch_store="redis"))
+@pytest.mark.parametrize("queue_kind,store_kind", [("redis", "redis"), ("postgresql", "database")])
+def test_on_one_store_successes_ride_with_the_delete_and_the_last_goes_the_long_way(  # type: ignore[no-untyped-def]
+        queue_kind, store_kind, setup_factory, runtime_factory, ledger) -> None:
+    """Queue and batch store on one Redis, or one PostgreSQL database: a success that makes nothing due
+    is recorded in the round trip that deletes its job and reserves the next; the one that makes `then`
+    due is held back, recorded on its own, its callbacks run, and only then deleted."""
+    runtime = runtime_factory(setup_factory(queue_kind, batch_store=store_kind))
+    with current(runtime):  # a first batch loads the scripts: a Redis that has not seen the guard's
+        Bus.batch([flow.Step("w0"), flow.Step("w1"), flow.Step("w2")]).dispatch()  # script settles it the long way
+    drain(runtime)
     with current(runtime):
         batch = Bus.batch([flow.Step(f"j{n}") for n in range(6)]).then(flow.on_then).finally_(flow.on_finally).dispatch()
         with_progress = Bus.batch([flow.Step(f"p{n}") for n in range(3)]).progress(flow.on_progress).dispatch()

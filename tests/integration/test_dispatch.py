@@ -108,7 +108,7 @@ def test_job_outside_the_app_packages_is_refused_at_dispatch(runtime) -> None:  
         ResizeImage(1, (1,)).dispatch()
 
 
-def test_dispatch_sync_runs_now_and_raises_after_recording(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dispatch_sync_runs_now_and_raises_to_the_caller_recording_nothing(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from qctl_testjobs import write_file
     from qctl_testjobs.secret import Failing
 
@@ -119,7 +119,10 @@ def test_dispatch_sync_runs_now_and_raises_after_recording(runtime, tmp_path: Pa
     with pytest.raises(ValueError, match="sync failure"):
         Failing().dispatch_sync()
     assert Failing.failures == ["sync failure"]
-    assert runtime.failed_store.count() == 1
+    with pytest.raises(ValueError, match="sync failure"):
+        Failing().on_connection("sync").dispatch()
+    assert Failing.failures == ["sync failure"] * 2
+    assert runtime.failed_store.count() == 0  # the caller has the exception; nothing to retry later
 
 
 def test_sync_and_null_connections(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import uuid as uuid_module
 from pathlib import Path
 
 import pytest
@@ -139,17 +140,17 @@ def test_listeners_from_app_modules_see_every_job_and_cannot_kill_the_worker(set
 # --- poison payloads (P-02, P-04, P-05, P-07) -----------------------------------------------------
 
 def poison_payloads(evil_marker: Path) -> dict[str, str]:
-    good = json.loads(json.dumps({"uuid": "poison-typed", "displayName": "X", "job": "qctl.CallQueuedHandler@call",
+    good = json.loads(json.dumps({"uuid": str(uuid_module.uuid4()), "displayName": "X", "job": "qctl.CallQueuedHandler@call",
                                   "data": {"commandName": "qctl_testjobs:Ok", "command": {"n": 1, "ledger": None}}}))
     bad_value = json.loads(json.dumps(good))
     bad_value["data"]["command"]["n"] = {"__qctl__": "decimal", "v": "abc"}
-    gone_member = json.loads(json.dumps(good)) | {"uuid": "poison-enum"}
+    gone_member = json.loads(json.dumps(good)) | {"uuid": str(uuid_module.uuid4())}
     gone_member["data"]["command"]["n"] = {"__qctl__": "enum", "v": {"cls": "qctl_testjobs:Colour", "v": "purple"}}
-    bad_date = json.loads(json.dumps(good)) | {"uuid": "poison-date"}
+    bad_date = json.loads(json.dumps(good)) | {"uuid": str(uuid_module.uuid4())}
     bad_date["data"]["command"]["n"] = {"__qctl__": "datetime", "v": "not a date"}
-    unknown = json.loads(json.dumps(good)) | {"uuid": "poison-unknown"}
+    unknown = json.loads(json.dumps(good)) | {"uuid": str(uuid_module.uuid4())}
     unknown["data"] = {"commandName": "qctl_testjobs:DoesNotExist", "command": {}}
-    evil = json.loads(json.dumps(good)) | {"uuid": "poison-evil"}
+    evil = json.loads(json.dumps(good)) | {"uuid": str(uuid_module.uuid4())}
     evil["data"] = {"commandName": "evil_module:run", "command": {}}
     return {
         "garbage": "garbage {{{",

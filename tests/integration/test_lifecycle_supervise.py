@@ -64,12 +64,20 @@ def test_a_pool_drains_jobs_and_sigterm_lets_jobs_in_flight_finish(setup_factory
 def test_a_worker_killed_with_9_is_started_again(setup_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
     setup = setup_factory("sqlite")
     pool = spawn_qctl(POOL, setup.directory, name="pool")
-    wait_for(lambda: len(pool_pids(pool)) == 2, 30, message="two workers")
-    first = pool_pids(pool)
+    seen: dict[str, set[int]] = {}
+
+    def workers_are(condition):  # type: ignore[no-untyped-def]
+        def check() -> bool:
+            seen["now"] = pool_pids(pool)  # the snapshot the condition held on, for the asserts after
+            return bool(condition(seen["now"]))
+        return check
+
+    wait_for(workers_are(lambda pids: len(pids) == 2), 30, message="two workers")
+    first = seen["now"]
     victim = min(first)
     psutil.Process(victim).kill()
-    wait_for(lambda: len(pool_pids(pool)) == 2 and victim not in pool_pids(pool), 30, message="a replacement worker")
-    assert len(pool_pids(pool) - first) == 1
+    wait_for(workers_are(lambda pids: len(pids) == 2 and victim not in pids), 30, message="a replacement worker")
+    assert len(seen["now"] - first) == 1
     processes = every_process_of(pool)
     pool.kill()  # even a parent killed with -9 leaves no orphaned pool behind
     wait_for(lambda: all_gone(processes), 30, message="supervisord and its workers to stop after the parent died")

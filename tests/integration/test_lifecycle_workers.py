@@ -38,7 +38,7 @@ def test_workers_lists_live_workers_and_forgets_dead_ones(setup_factory, runtime
     assert idle_row["state"] == "idle" and idle_row["job_id"] is None and idle_row["queues"] == ["high", "low"]
     for row in rows.values():
         assert row["rss_mb"] > 10 and row["cpu_percent"] >= 0 and row["uptime_seconds"] > 0
-        assert row["jobs_done"] == (1 if row is busy_row else 0)
+        assert row["jobs_done"] == row["jobs_failed"] == row["jobs_released"] == 0  # the busy one's job is not done yet
     table = run_qctl(["workers"], setup.directory, env={"COLUMNS": "200"})
     assert "busy-one" in table.stdout and "idle-one" in table.stdout
 
@@ -54,3 +54,27 @@ def test_workers_lists_live_workers_and_forgets_dead_ones(setup_factory, runtime
     assert runtime.cache.items(keys.WORKER_PREFIX) == {}  # a worker that stops withdraws its own at once
     assert listed_workers(setup.directory) == []
     assert os.getpid() not in {row["pid"] for row in listed_workers(setup.directory)}
+
+
+def test_workers_json_counts_done_failed_and_released_apart(setup_factory, runtime_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from qctl_testjobs import Boom, BoomThreeTries, Ok
+
+    setup = setup_factory("sqlite")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    with use(runtime):
+        Ok(1, str(ledger)).dispatch()
+        Boom(ledger=str(ledger)).dispatch()  # fails at once (--tries 1)
+        BoomThreeTries(1, str(ledger)).dispatch()  # released once, then done
+    worker = spawn_qctl(["work", "--tries", "1", "--sleep", "0.2"], setup.directory, env=FAST_HEARTBEAT)
+    counts = ("jobs_done", "jobs_failed", "jobs_released")
+
+    def reported() -> tuple[int, ...] | None:
+        rows = listed_workers(setup.directory)
+        return tuple(rows[0][key] for key in counts) if rows else None
+
+    wait_for(lambda: reported() == (2, 1, 1), 30, interval=0.2, message="done 2, failed 1, released 1")
+    [row] = listed_workers(setup.directory)
+    assert row["rss_mb"] > 10 and row["cpu_percent"] >= 0 and row["uptime_seconds"] > 0
+    worker.signal()
+    assert worker.wait(timeout=10) == 0, worker.stderr()

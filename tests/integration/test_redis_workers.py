@@ -13,7 +13,7 @@ import pytest
 from qctl_testjobs import Fidelity, Ok, Sleep, SleepThenBoom, StuckInC
 
 from tests.integration.redis_helpers import dispatch_all, key, phases, raw_client
-from tests.support.processes import read_ledger, spawn_qctl, wait_for
+from tests.support.processes import read_ledger, run_qctl, spawn_qctl, wait_for
 from tests.support.services import REDIS_URL
 
 pytestmark = pytest.mark.slow
@@ -133,6 +133,36 @@ def test_sigterm_stops_a_blocked_worker_at_once(setup_factory, tmp_path: Path) -
     assert "Traceback" not in worker.stderr()
 
 
+@pytest.mark.parametrize("control", ["restart", "max-time", "down"])
+def test_a_worker_blocked_for_ever_still_honours_restart_down_and_max_time(setup_factory, runtime_factory, tmp_path: Path, control: str) -> None:  # type: ignore[no-untyped-def]
+    """block_for = 0 blocks until a job comes, but an idle worker looks at its controls about every second."""
+    setup = setup_factory("redis", connection_options="block_for = 0")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    # --sleep is how long a worker that is down waits before it looks again (so `up` is seen soon)
+    sleep = "0.5" if control == "down" else "60"
+    worker = spawn_qctl(["work", "--sleep", sleep, *(["--max-time", "2"] if control == "max-time" else [])], setup.directory,
+                        env={"QCTL_HEARTBEAT_SECONDS": "0.2"})
+    try:
+        [warm] = dispatch_all(runtime, [Ok(0, str(ledger))])
+        wait_for(lambda: phases(ledger, "end")[warm] == 1, 60, message="the warm-up job")
+        if control == "down":
+            assert run_qctl(["down"], setup.directory).returncode == 0
+            wait_for(lambda: "down" in run_qctl(["workers"], setup.directory).stdout, 15, message="the worker to see down")
+            [held] = dispatch_all(runtime, [Ok(1, str(ledger))])
+            assert runtime.connections.get().size("default") == 1 and phases(ledger, "end")[held] == 0
+            assert run_qctl(["up"], setup.directory).returncode == 0
+            wait_for(lambda: phases(ledger, "end")[held] == 1, 15, message="the job once the queue is up")
+            return
+        if control == "restart":
+            assert run_qctl(["restart"], setup.directory).returncode == 0
+        assert worker.wait(timeout=10) == 0  # stopped by the control, not by a job or a signal
+    finally:
+        if worker.alive():
+            worker.signal(signal.SIGTERM)
+            worker.wait(timeout=30)
+
+
 def test_sigterm_mid_job_finishes_and_deletes_it(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """C-05: the finished job's delete, normally folded into the next reserve, happens on the way out."""
     setup = setup_factory("redis", connection_options="block_for = 1")
@@ -207,4 +237,5 @@ def test_hard_timeout_between_back_to_back_jobs(setup_factory, runtime_factory, 
     [stuck] = dispatch_all(runtime, [StuckInC(10**11, str(ledger))])
     wait_for(lambda: phases(ledger, "start")[stuck] == 1, 30, message="the stuck job starting")
     assert worker.wait(timeout=30) != 0
-    assert "Thread" in worker.stderr()  # faulthandler's stack dump: the hard layer stopped it
+    told = run_qctl(["work", "--once", "--sleep", "0"], setup.directory)  # the next worker on this host
+    assert f"job {stuck} was stopped by its hard timeout" in told.stderr and "Thread" in told.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qctl.payload.envelope import HANDLER_JOB, Envelope
+from qctl.payload.envelope import HANDLER_JOB, Envelope, derived_uuid
 from qctl.payload.signing import Signer, generate_key
 from qctl.runtime import Runtime, use
 from tests.support.processes import read_ledger, run_qctl, spawn_qctl
@@ -148,7 +148,7 @@ def test_delayed_dispatch_waits(setup_factory, runtime_factory, kind, tmp_path) 
 
 
 def _envelope(command_name: str, handler: str = HANDLER_JOB) -> Envelope:
-    return Envelope(uuid=f"poison-{command_name}", display_name=command_name, job=handler,
+    return Envelope(uuid=derived_uuid("poison", command_name), display_name=command_name, job=handler,
                     command_name=command_name, command={}, pushed_at="0")
 
 
@@ -173,7 +173,7 @@ def test_poison_rows_land_in_failed_jobs_and_the_worker_keeps_going(setup_factor
         "unknown class": _envelope("qctl_testjobs:DoesNotExist").to_json(signer),
         "outside app": _envelope("evil_module:run").to_json(signer),
         "os.system": _envelope("os:system").to_json(signer),
-        "bad value": Envelope(uuid="bad-value", display_name="x", job=HANDLER_JOB, command_name="qctl_testjobs:Ok",
+        "bad value": Envelope(uuid=derived_uuid("poison", "bad-value"), display_name="x", job=HANDLER_JOB, command_name="qctl_testjobs:Ok",
                               command={"n": {"__qctl__": "decimal", "v": "abc"}}, pushed_at="0").to_json(signer),
     }
     for raw in poison.values():

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from qctl.bus import batch_database, batch_redis
 from qctl.bus.batch_database import DatabaseBatchStore
+from qctl.bus.batch_memory import MemoryBatchStore
 from qctl.bus.batch_redis import RedisBatchStore
 from qctl.bus.batch_store import BatchRecord, BatchStore, NewBatch, Recorded, connect
 from qctl.config import DEFAULT_REDIS_URL, ConnectionConfig, StoreConfig, parse
@@ -21,7 +22,7 @@ from qctl.errors import ConfigError, QctlError, StoreUnavailableError
 from tests.support.configs import drop_redis_keys
 from tests.support.services import require, url_for
 
-KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis", "memory"]
 T0 = 1_700_000_000
 
 
@@ -49,17 +50,19 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> I
     kind = request.param
     require(kind)
     token = secrets.token_hex(4)
-    url = url_for(kind, tmp_path)
+    url = url_for("sqlite" if kind == "memory" else kind, tmp_path)
     made: BatchStore
     if kind == "redis":
         made = RedisBatchStore(url, f"qctl-test-{token}:job_batches", clock)
+    elif kind == "memory":
+        made = MemoryBatchStore(clock)
     else:
         made = DatabaseBatchStore(url, f"job_batches_{token}", clock)
     yield made
     made.close()
     if kind == "redis":
         drop_redis_keys(url, f"qctl-test-{token}:")
-    elif kind != "sqlite":
+    elif kind not in ("sqlite", "memory"):
         with get_engine(url).begin() as conn:
             for name in (f"job_batches_{token}", f"job_batches_{token}_jobs"):
                 conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
@@ -392,7 +395,7 @@ def test_can_push_only_with_a_driver_on_the_same_engine(tmp_path: Path) -> None:
 
 def test_batching_on_redis_is_configurable_and_migrates_no_tables() -> None:
     config = parse({"batching": {"driver": "redis"}})
-    assert config.batching == StoreConfig("redis", DEFAULT_REDIS_URL, "job_batches")
+    assert config.batching == StoreConfig("redis", DEFAULT_REDIS_URL, "job_batches", "built-in defaults: batching.url")
     assert not any(t.name.startswith("job_batches") for tables in tables_by_url(config).values() for t in tables)
     names = {t.name for tables in tables_by_url(parse({})).values() for t in tables}
     assert {"job_batches", "job_batches_jobs"} <= names

@@ -14,6 +14,7 @@ import pytest
 
 from qctl.cache.base import CacheStore
 from qctl.cache.database import DatabaseCacheStore
+from qctl.cache.memory import MemoryCacheStore
 from qctl.cache.redis import RedisCacheStore
 from qctl.errors import StoreUnavailableError
 from tests.support.cache_stores import (
@@ -82,12 +83,23 @@ def test_items_by_prefix(store: CacheStore) -> None:
     assert store.items("qctl:worker:") == {"qctl:worker:a": "1", "qctl:worker:b": "2"}
 
 
+def test_many_reads_several_keys_in_order_in_one_call(store: CacheStore, timeline: Timeline) -> None:
+    store.put("m:a", "1")
+    store.put("m:short", "2", ttl=timeline.seconds(8))
+    store.put("m:c", "3")
+    assert store.many([]) == []
+    assert store.many(["m:c", "m:missing", "m:a", "m:short"]) == ["3", None, "1", "2"]
+    timeline.wait(10)
+    assert store.many(["m:short", "m:a"]) == [None, "1"]
+
+
 def test_the_runtime_builds_the_configured_store(kind: str, setup_factory: Callable[..., TestSetup],
                                                  runtime_factory: Callable[[TestSetup], Runtime]) -> None:
     cache = runtime_factory(setup_factory(kind)).cache
     cache.put("a", "1")
     assert cache.get("a") == "1"
-    assert isinstance(cache, RedisCacheStore if kind == "redis" else DatabaseCacheStore)
+    expected = {"redis": RedisCacheStore, "memory": MemoryCacheStore}.get(kind, DatabaseCacheStore)
+    assert isinstance(cache, expected)
 
 
 DEAD_STORES = {
@@ -98,6 +110,7 @@ DEAD_STORES = {
 }
 OPERATIONS: dict[str, Callable[[CacheStore], object]] = {
     "get": lambda s: s.get("a"),
+    "many": lambda s: s.many(["a", "b"]),
     "increment": lambda s: s.increment("a"),
     "acquire": lambda s: s.acquire("a", "me", 10),
     "block": lambda s: s.block("a", "me", 10, timeout=0),

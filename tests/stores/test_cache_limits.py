@@ -183,3 +183,8 @@ def test_concurrent_hits_never_overshoot_any_sliding_window(stores: Callable[[Cl
     )
     assert surely_inside <= limit
     assert len(spans) >= 0.85 * limit * duration / period
+
+
+def test_a_period_shorter_than_a_microsecond_per_bucket_still_counts(store: CacheStore) -> None:
+    first = store.hit("tiny", 5, 1e-9)  # stores that number buckets in 64 bits stretch it to BUCKETS µs
+    assert first.allowed and first.remaining == 4

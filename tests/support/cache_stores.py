@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from qctl.cache.base import CacheStore
 from qctl.cache.database import DatabaseCacheStore
+from qctl.cache.memory import MemoryCacheStore
 from qctl.cache.redis import RedisCacheStore
 from qctl.clock import Clock
 from tests.support.lifecycle_fakes import FakeClock
@@ -18,7 +19,7 @@ from tests.support.lifecycle_fakes import FakeClock
 if TYPE_CHECKING:  # imported by name, pytest would try to collect TestSetup
     from tests.support.configs import TestSetup
 
-KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
+KINDS = ["sqlite", "postgresql", "mariadb", "redis", "memory"]
 SQL_KINDS = ["sqlite", "postgresql", "mariadb"]
 REDIS_SCALE = 0.05
 """Real seconds per test second on Redis."""
@@ -27,6 +28,8 @@ REDIS_SCALE = 0.05
 def open_store(setup: TestSetup, clock: Clock) -> CacheStore:
     """The setup's cache store, built directly so that it runs on `clock`."""
     config = setup.config().cache
+    if config.driver == "memory":
+        return MemoryCacheStore(clock)
     if config.driver == "redis":
         return RedisCacheStore(config.url, config.table, clock=clock)
     return DatabaseCacheStore(config.url, config.table, clock=clock)

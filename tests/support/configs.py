@@ -18,6 +18,8 @@ SQL_KINDS = ("sqlite", "postgresql", "mariadb")
 
 @dataclass
 class TestSetup:
+    __test__ = False  # a fixture's value, not a test class (tests import it by name)
+
     kind: str
     directory: Path
     token: str
@@ -36,11 +38,13 @@ class TestSetup:
 
 def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_testjobs",), key: str | None = None,
                retry_after: int = 90, extra: str = "", redis_url: str | None = None,
-               connection_options: str = "", batch_store: str = "database") -> TestSetup:
-    """Write a qctl.toml for `kind` (sqlite, postgresql, mariadb, redis) into `directory`.
+               connection_options: str = "", batch_store: str = "database", only_connection: bool = False) -> TestSetup:
+    """Write a qctl.toml for `kind` (sqlite, postgresql, mariadb, redis, memory) into `directory`.
 
     `redis_url` points a redis setup at a private server; `connection_options` are raw TOML
-    lines added to the connection (`block_for = 0`); `batch_store` is the `[batching]` driver.
+    lines added to the connection (`block_for = 0`); `batch_store` is the `[batching]` driver;
+    `only_connection` writes no store section at all (the stores take their defaults: on a redis
+    setup, the connection itself, under its prefix).
     """
     token = secrets.token_hex(4)
     db_kind = kind if kind in SQL_KINDS else "sqlite"
@@ -55,11 +59,14 @@ def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_test
     if kind == "redis":
         url = redis_url or url_for("redis", directory)
         lines += ['driver = "redis"', f'url = "{url}"', f'prefix = "qctl-test-{token}:"']
+    elif kind == "memory":  # the queue and the cache in this process; the failed and batch stores on SQLite
+        lines += ['driver = "memory"']
     else:
         lines += ['driver = "database"', f'url = "{db_url}"', f'table = "jobs_{token}"']
+    lines += [f"retry_after = {retry_after}", *connection_options.splitlines()]
+    if only_connection:
+        return _written(kind, directory, token, "\n".join(lines) + "\n" + extra)
     lines += [
-        f"retry_after = {retry_after}",
-        *connection_options.splitlines(),
         "",
         "[failed]",
         f'url = "{db_url}"',
@@ -74,11 +81,16 @@ def make_setup(kind: str, directory: Path, *, app: tuple[str, ...] = ("qctl_test
         "",
         "[cache]",
     ]
-    if kind == "redis":  # flags, counters and heartbeats in Redis too, under the test's key prefix
+    if kind == "memory":
+        lines += ['driver = "memory"']
+    elif kind == "redis":  # flags, counters and heartbeats in Redis too, under the test's key prefix
         lines += ['driver = "redis"', f'url = "{redis_url or url_for("redis", directory)}"', f'table = "qctl-test-{token}:cache"']
     else:
         lines += [f'url = "{db_url}"', f'table = "cache_{token}"']
-    toml = "\n".join(lines) + "\n" + extra
+    return _written(kind, directory, token, "\n".join(lines) + "\n" + extra)
+
+
+def _written(kind: str, directory: Path, token: str, toml: str) -> TestSetup:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "qctl.toml").write_text(toml, encoding="utf-8")
     return TestSetup(kind, directory, token, toml)

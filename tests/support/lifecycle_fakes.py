@@ -53,6 +53,11 @@ class MemoryCache:
         self.reads += 1
         return self._live(key)
 
+    def many(self, keys: Sequence[str]) -> list[str | None]:
+        self._check()
+        self.reads += 1
+        return [self._live(key) for key in keys]
+
     def put(self, key: str, value: str, ttl: float | None = None) -> None:
         self._check()
         self.values[key] = (value, None if ttl is None else self.clock.time() + ttl)
@@ -111,9 +116,12 @@ class FakeDriver:
     default_queue: str = "default"
     retry_after: int | None = None
     pops: int = 0
+    asked: list[tuple[str, ...]] = field(default_factory=list)
+    """The queues of each pop, in order."""
 
     def pop(self, queues: Sequence[str]) -> FakeReserved | None:
         self.pops += 1
+        self.asked.append(tuple(queues))
         return self.jobs.pop(0) if self.jobs else None
 
     def push(self, payload: str, queue: str, delay: float = 0) -> None:
@@ -140,6 +148,12 @@ class FakeRunning:
 
     def is_settled(self) -> bool:
         return True
+
+    def has_failed(self) -> bool:
+        return False
+
+    def is_released(self) -> bool:
+        return False
 
 
 def payload(n: int) -> FakeReserved:

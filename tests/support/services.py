@@ -30,7 +30,7 @@ def reachable(kind: str) -> bool:
 
 def require(kind: str) -> None:
     """Skip (locally) or fail (CI) when the server for `kind` is not up."""
-    if kind == "sqlite" or reachable(kind):
+    if kind in ("sqlite", "memory") or reachable(kind):
         return
     message = f"{kind} is not reachable at {PORTS[kind][0]}:{PORTS[kind][1]}"
     if in_ci():

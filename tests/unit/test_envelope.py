@@ -14,7 +14,7 @@ from qctl.payload.signing import Signer, generate_key
 
 
 def make(**overrides: object) -> Envelope:
-    fields = dict(uuid="u-1", display_name="app.jobs.Ship", job=envelope.HANDLER_JOB, command_name="app.jobs:Ship",
+    fields = dict(uuid="00000000-0000-4000-8000-000000000001", display_name="app.jobs.Ship", job=envelope.HANDLER_JOB, command_name="app.jobs:Ship",
                   command={"order": 7}, max_tries=3, backoff="1,5", timeout=30, retry_until=None, pushed_at="1.0")
     fields.update(overrides)
     return Envelope(**fields)  # type: ignore[arg-type]
@@ -41,7 +41,7 @@ def test_signed_payload_verifies_and_tampering_is_refused() -> None:
     key = signer()
     raw = make().to_json(key)
     assert "signature" in json.loads(raw)
-    assert parse(raw.encode(), key).uuid == "u-1"
+    assert parse(raw.encode(), key).uuid == "00000000-0000-4000-8000-000000000001"
     tampered = raw.replace('"order":7', '"order":8')
     with pytest.raises(SignatureError, match="mismatch"):
         parse(tampered.encode(), key)
@@ -91,3 +91,52 @@ def test_encryption_roundtrip_and_wrong_key() -> None:
     assert key.decrypt(token) == b'{"secret": 1}'
     with pytest.raises(PayloadError, match="cannot decrypt"):
         signer().decrypt(token)
+
+
+def _stored(**changes: object) -> bytes:
+    body = json.loads(make().to_json(None))
+    for path, value in changes.items():
+        target = body
+        *parents, last = path.split("__")
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return json.dumps(body).replace('"DEEP"', "[" * 50_000 + "]" * 50_000).encode("utf-8", "surrogatepass")
+
+
+@pytest.mark.parametrize("changes", [
+    {"uuid": "\ud800" * 36},
+    {"uuid": "a" * 37},
+    {"uuid": "00000000-0000-4000-8000-00000000000\x00"},
+    {"uuid": 7},
+    {"backoff": "inf"},
+    {"backoff": "1," * 5000},
+    {"timeout": float("inf")},
+    {"timeout": float("nan")},
+    {"timeout": -1},
+    {"maxTries": 2**64},
+    {"maxTries": True},
+    {"retryUntil": "soon"},
+    {"retryUntil": 2**64},
+    {"data__commandName": "os.system"},
+    {"data__batchId": "\ud800"},
+    {"data__batchId": ["x"]},
+    {"data__command": "DEEP"},
+], ids=lambda changes: next(iter(changes)))
+def test_a_stored_payload_that_lies_is_refused_in_one_line(changes: dict[str, object]) -> None:
+    with pytest.raises(PayloadError) as refused:
+        parse(_stored(**changes), None)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_non_ascii_signature_is_a_mismatch_not_a_crash() -> None:
+    key = signer()
+    body = json.loads(make().to_json(key))
+    body["signature"] = "é" * 64
+    with pytest.raises(SignatureError, match="mismatch"):
+        parse(json.dumps(body).encode(), key)
+
+
+def test_a_display_name_that_is_not_a_short_string_falls_back_to_the_class_path() -> None:
+    assert parse(_stored(displayName=["x"]), None).display_name == "app.jobs:Ship"
+    assert parse(_stored(displayName="x" * 100_000), None).display_name == "app.jobs:Ship"

@@ -9,18 +9,19 @@ PACKAGE = Path(__file__).resolve().parents[2] / "qctl"
 
 LAYERS = [
     {"cli"},
-    {"facades", "testing", "supervisor", "scaffold", "demo"},
+    {"facades", "testing", "supervisor", "scaffold", "configfile", "about", "demo", "monitoring"},
     {"runtime"},
     {"worker"},
     {"bus", "middleware"},
     {"connections"},
     {"drivers", "failed", "cache"},
     {"db"},
-    {"jobs", "payload", "events"},
-    {"config", "errors", "clock", "crashpoints", "__about__"},
+    {"jobs", "payload", "events", "transactions"},
+    {"config", "errors", "clock", "crashpoints", "limits", "urls", "__about__"},
 ]
-# Named exceptions: Job.dispatch()/dispatch_sync() reach the runtime from inside the method.
-ALLOWED_UPWARD = {("jobs.job", "runtime")}
+# Named exceptions: Job.dispatch()/dispatch_sync() reach the runtime from inside the method, and
+# the Job's test helpers (with_fake_queue_interactions, assert_released…) reach qctl.testing.
+ALLOWED_UPWARD = {("jobs.job", "runtime"), ("jobs.job", "testing")}
 
 
 def layer_of(top: str) -> int:
@@ -56,3 +57,28 @@ def test_no_module_imports_from_a_layer_above() -> None:
             if layer_of(target[1]) < here_layer and (here, target[1]) not in ALLOWED_UPWARD:
                 wrong.append(f"qctl.{here} imports {module}")
     assert not wrong, "upward imports:\n" + "\n".join(wrong)
+
+
+def test_nothing_in_the_library_imports_qctl_testing_at_import_time() -> None:
+    """qctl.testing is reached only from inside a function (a fake asked for by a test)."""
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] == "testing":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only: imports inside functions run on use
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if any(n == "qctl.testing" or n.startswith("qctl.testing.") for n in names):
+                wrong.append(str(relative))
+    assert not wrong, "imports qctl.testing at module level:\n" + "\n".join(wrong)
+
+
+def test_importing_qctl_does_not_import_qctl_testing() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, qctl; qctl.Job; print(any(m.startswith('qctl.testing') for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -5,9 +5,13 @@ from __future__ import annotations
 from qctl.cache import keys
 from qctl.worker.controls import (
     CacheControls,
+    continue_queue,
     enter_maintenance,
     leave_maintenance,
     maintenance_since,
+    pause_queue,
+    paused_queues,
+    paused_since,
     request_restart,
 )
 from qctl.worker.throttle import Throttle
@@ -53,13 +57,14 @@ def test_a_first_restart_ever_is_seen_by_a_worker_that_started_with_none() -> No
 def test_flags_are_read_at_most_once_a_second_however_often_the_loop_asks() -> None:
     clock = FakeClock()
     cache = MemoryCache(clock)
-    controls = CacheControls(cache, clock)
+    controls = CacheControls(cache, clock, connection="main", queues=("high", "default"))
     reads_at_start = cache.reads
     for _ in range(10_000):
         controls.restart_requested()
         controls.is_down()
+        controls.paused_queues()
         clock.advance(0.0001)  # 10,000 loop turns in one second
-    assert cache.reads - reads_at_start <= 2 * 2  # two keys, at most two refreshes in that second
+    assert cache.reads - reads_at_start <= 2  # every flag in one call, at most two refreshes in that second
 
 
 def test_maintenance_mode_is_seen_and_cleared() -> None:
@@ -98,3 +103,27 @@ def test_an_unreachable_cache_keeps_the_last_flags_and_never_restarts_by_itself(
     clock.advance(1)
     request_restart(cache, clock)
     assert controls.restart_requested() is True
+
+
+def test_paused_queues_are_seen_per_connection_and_the_set_keeps_its_identity_until_it_changes() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(clock)
+    controls = CacheControls(cache, clock, connection="main", queues=("high", "default"))
+    nothing = controls.paused_queues()
+    assert nothing == frozenset()
+    assert pause_queue(cache, "main", "high", clock) is True
+    assert pause_queue(cache, "main", "high", clock) is False  # already paused: the first time is kept
+    assert pause_queue(cache, "other", "default", clock) is True  # another connection's queue of that name
+    assert paused_since(cache, "main", "high") == clock.time()
+    assert controls.paused_queues() is nothing  # not read again within the second
+    clock.advance(1)
+    paused = controls.paused_queues()
+    assert paused == {"high"}
+    clock.advance(1)
+    assert controls.paused_queues() is paused  # unchanged: the worker need not rebuild its queue list
+    assert [(p.connection, p.queue) for p in paused_queues(cache)] == [("main", "high"), ("other", "default")]
+    assert continue_queue(cache, "main", "high") is True
+    assert continue_queue(cache, "main", "high") is False
+    clock.advance(1)
+    assert controls.paused_queues() == frozenset()
+    assert paused_since(cache, "main", "high") is None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 from qctl.cache import keys
 from qctl.worker.heartbeat import (
     CacheHeartbeat,
+    ProcessUsage,
     WorkerIdentity,
     WorkerRecord,
     WorkerStatus,
@@ -65,3 +67,42 @@ def test_a_failing_cache_does_not_stop_the_heartbeat() -> None:
     cache.down = False
     heartbeat.beat(WorkerStatus("idle"))
     assert not heartbeat.failing and len(read_records(cache)) == 1
+
+
+def test_a_record_counts_outcomes_apart_carries_the_process_usage_and_reads_an_older_record() -> None:
+    status = WorkerStatus("idle", jobs_done=7, jobs_failed=2, jobs_released=3)
+    record = make_record(IDENTITY, status, now=1000.0, usage=ProcessUsage(48.5, 12.0))
+    assert (record.jobs_done, record.jobs_failed, record.jobs_released) == (7, 2, 3)
+    assert (record.rss_mb, record.cpu_percent) == (48.5, 12.0)
+    assert WorkerRecord.from_json(record.to_json()) == record
+    older = json.loads(record.to_json())
+    for added in ("jobs_failed", "jobs_released", "rss_mb", "cpu_percent"):
+        del older[added]
+    read = WorkerRecord.from_json(json.dumps(older))
+    assert read is not None and read.jobs_failed == 0 and read.rss_mb is None
+
+
+def test_a_beat_measures_this_process() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(clock)
+    here = WorkerIdentity("me", os.getpid(), "web-1", "redis", ("default",), 900.0, 899.5)
+    CacheHeartbeat(cache, here, clock=clock).beat(WorkerStatus("idle"))
+    [record] = read_records(cache)
+    assert record.rss_mb is not None and record.rss_mb > 5 and record.cpu_percent is not None
+
+
+def test_the_process_start_time_is_the_one_psutil_reports() -> None:
+    """`qctl workers` compares it with psutil's create_time() to tell a reused pid from the worker."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from qctl.worker.heartbeat import process_start_time
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        for pid in (os.getpid(), child.pid):
+            assert abs(process_start_time(pid) - psutil.Process(pid).create_time()) < 0.05
+    finally:
+        child.communicate(b"")

@@ -7,6 +7,7 @@ from qctl.worker.controls import (
     CacheControls,
     enter_maintenance,
     leave_maintenance,
+    pause_queue,
     request_restart,
 )
 from qctl.worker.options import WorkerOptions
@@ -99,8 +100,30 @@ def test_status_reports_the_current_job_and_the_count() -> None:
     worker.run()
     assert [s.state for s in seen] == ["working", "working"]
     assert seen[0].job_raw == payload(0).raw and seen[0].job_started_at == clock.now
-    assert [s.jobs_done for s in seen] == [1, 2]
+    assert [s.jobs_done for s in seen] == [0, 1]  # the job in hand is not done yet
+    assert worker.status().jobs_done == 2 and worker.status().jobs_failed == worker.status().jobs_released == 0
     assert worker.status().state == "idle" and worker.status().job_raw is None
     worker.flags.paused = True
     worker.should_take_jobs()
     assert worker.status().state == "paused"
+
+
+def test_a_paused_queue_is_left_out_of_every_reserve_and_all_paused_takes_nothing() -> None:
+    clock = FakeClock()
+    cache = MemoryCache(clock)
+    pause_queue(cache, "fake", "high", clock)
+    driver = FakeDriver([payload(n) for n in range(2)])
+    controls = CacheControls(cache, clock, connection="fake", queues=("high", "default"))
+    worker = Worker(driver, FakeRunner(), WorkerOptions(queues=("high", "default"), stop_when_empty=True),  # type: ignore[arg-type]
+                    EventBus(), controls=controls, clock=clock, memory_megabytes=lambda: 10.0)  # not the test runner's RSS
+    assert worker.run() == EXIT_OK
+    assert driver.asked and set(driver.asked) == {("default",)}
+
+    pause_queue(cache, "fake", "default", clock)
+    driver = FakeDriver([payload(n) for n in range(2)])
+    controls = CacheControls(cache, clock, connection="fake", queues=("high", "default"))
+    worker = Worker(driver, FakeRunner(), WorkerOptions(queues=("high", "default"), sleep=1, max_time=5),  # type: ignore[arg-type]
+                    EventBus(), controls=controls, clock=clock, memory_megabytes=lambda: 10.0)
+    assert worker.run() == EXIT_OK
+    assert driver.pops == 0
+    assert worker.status().state == "queues paused"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import qctl_testjobs as jobs
@@ -58,23 +59,41 @@ class FakeFailedStore:
         self.records.setdefault(uuid, (queue, payload, exception))
         return uuid
 
+    def find(self, uuid: str) -> object | None:
+        if self.down:
+            raise StoreUnavailableError("failed-job store: down")
+        found = self.records.get(uuid)
+        return None if found is None else SimpleNamespace(uuid=uuid, payload=found[1])
+
 
 @dataclass
 class FakeCounters:
     exceptions: dict[str, int] = field(default_factory=dict)
-    stalls: dict[str, int] = field(default_factory=dict)
+    stall_counts: dict[str, int] = field(default_factory=dict)
+    hard_timeouts: set[str] = field(default_factory=set)
 
     def add_exception(self, uuid: str) -> int:
         self.exceptions[uuid] = self.exceptions.get(uuid, 0) + 1
         return self.exceptions[uuid]
 
     def add_stall(self, uuid: str) -> int:
-        self.stalls[uuid] = self.stalls.get(uuid, 0) + 1
-        return self.stalls[uuid]
+        self.stall_counts[uuid] = self.stall_counts.get(uuid, 0) + 1
+        return self.stall_counts[uuid]
+
+    def stalls(self, uuid: str) -> int:
+        return self.stall_counts.get(uuid, 0)
+
+    def note_hard_timeout(self, uuid: str) -> None:
+        self.hard_timeouts.add(uuid)
+
+    def took_hard_timeout(self, uuid: str) -> bool:
+        found = uuid in self.hard_timeouts
+        self.hard_timeouts.discard(uuid)
+        return found
 
     def forget(self, uuid: str) -> None:
         self.exceptions.pop(uuid, None)
-        self.stalls.pop(uuid, None)
+        self.stall_counts.pop(uuid, None)
 
 
 @dataclass
@@ -174,9 +193,59 @@ def test_stalls_beyond_max_stalls_fail_even_with_unlimited_tries(harness: Harnes
     assert ledger_phases(tmp_path / "l") == ["start", "end"] * 3
 
 
+def test_a_stall_does_not_use_up_a_try(harness: Harness, tmp_path: Path) -> None:
+    """tries = 1 and its worker was killed: the redelivery runs (a deploy must not fail jobs)."""
+    harness.options = WorkerOptions(tries=1)
+    raw = build_envelope(jobs.Ok(1, str(tmp_path / "l")), None).to_json(None).encode()
+    _, reserved = harness.run(raw, attempts=2, reclaimed=True)
+    assert reserved.deleted and not harness.store.records
+    assert ledger_phases(tmp_path / "l") == ["start", "end"]
+
+
+def test_tries_are_reservations_minus_stalls(harness: Harness, tmp_path: Path) -> None:
+    """Reserved 3 times with one stall: 2 tries used; tries = 2 means the failure of the third is final."""
+    harness.options = WorkerOptions(tries=2)
+    raw = build_envelope(jobs.Boom(), None).to_json(None).encode()
+    uuid = json.loads(raw)["uuid"]
+    _, reserved = harness.run(raw, attempts=1)
+    assert reserved.released == [0]  # try 1 of 2
+    _, reserved = harness.run(raw, attempts=2, reclaimed=True)  # its worker died: a stall, not a try
+    assert reserved.released == [0] and harness.counters.stall_counts[uuid] == 1
+    _, reserved = harness.run(raw, attempts=3)
+    assert reserved.deleted
+    (_, _, exception), = harness.store.records.values()
+    assert exception.startswith("RuntimeError")  # its own exception: try 2 of 2 failed
+
+
+def test_too_many_reservations_names_the_stalls_it_did_not_count(harness: Harness) -> None:
+    harness.options = WorkerOptions(tries=1)
+    raw = build_envelope(jobs.Ok(1), None).to_json(None).encode()
+    uuid = json.loads(raw)["uuid"]
+    harness.counters.stall_counts[uuid] = 1
+    _, reserved = harness.run(raw, attempts=3)  # 3 reservations, 1 stall: 2 tries > 1
+    (_, _, exception), = harness.store.records.values()
+    assert "reserved 3 times, 1 of them ended by a worker that stopped (not counted as tries), 2 tries used" in exception
+
+
+@pytest.mark.parametrize(("tries", "fails"), [(1, True), (2, False)])
+def test_a_reclaim_after_a_hard_timeout_is_a_timed_out_try_not_a_stall(harness: Harness, tmp_path: Path, tries: int, fails: bool) -> None:
+    harness.options = WorkerOptions(tries=tries, timeout=5)
+    raw = build_envelope(jobs.Ok(1, str(tmp_path / "l")), None).to_json(None).encode()
+    uuid = json.loads(raw)["uuid"]
+    harness.counters.note_hard_timeout(uuid)
+    _, reserved = harness.run(raw, attempts=2, reclaimed=True)
+    assert reserved.deleted and harness.counters.stall_counts == {} and not harness.counters.hard_timeouts
+    if fails:
+        (_, _, exception), = harness.store.records.values()
+        assert exception == "JobTimedOutError: qctl_testjobs.Ok has timed out after 5s (stopped by its hard timeout: stuck in C code)"
+        assert ledger_phases(tmp_path / "l") == []
+    else:
+        assert not harness.store.records and ledger_phases(tmp_path / "l") == ["start", "end"]
+
+
 def test_a_normal_reservation_counts_no_stall(harness: Harness) -> None:
     harness.run(jobs.SleepUnlimited(0), attempts=9)
-    assert harness.counters.stalls == {}
+    assert harness.counters.stall_counts == {}
 
 
 def test_max_stalls_zero_means_no_stall_limit(harness: Harness) -> None:
@@ -252,8 +321,8 @@ def test_failed_store_down_keeps_the_job_queued(harness: Harness) -> None:
         (b"[]", "payload is not a JSON object"),
         (b"\xff\xfe", "payload is not valid UTF-8"),
         (b'{"uuid":"x"}', "payload is missing field 'data'"),
-        (b'{"uuid":"x","job":"j","data":{"commandName":"qctl_testjobs:Nope","command":{}}}', "unknown job class"),
-        (b'{"uuid":"x","job":"j","data":{"commandName":"os:system","command":{}}}', "outside the app packages"),
+        (b'{"uuid":"00000000-0000-4000-8000-000000000002","job":"j","data":{"commandName":"qctl_testjobs:Nope","command":{}}}', "unknown job class"),
+        (b'{"uuid":"00000000-0000-4000-8000-000000000003","job":"j","data":{"commandName":"os:system","command":{}}}', "outside the app packages"),
     ],
 )
 def test_poison_fails_on_first_reservation_with_original_bytes(harness: Harness, raw: bytes, reason: str) -> None:

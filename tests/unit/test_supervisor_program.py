@@ -38,11 +38,11 @@ def test_the_program_section_is_what_supervisord_reads(tmp_path: Path) -> None:
     assert group.name == "qctl-worker"
     names = [p.name for p in group.process_configs]
     assert names == ["qctl-worker_00", "qctl-worker_01", "qctl-worker_02"]
-    for process in group.process_configs:
+    for number, process in enumerate(group.process_configs):
         assert shlex.split(process.command) == [
             *EXECUTABLE, "--config", str(directory / "qctl.toml"), "work", "main",
-            "--queue", "high,default", "--tries", "3", "--timeout", "50",
-        ]
+            "--queue", "high,default", "--tries", "3", "--timeout", "50", "--name", f"default-{number:02d}",
+        ]  # each process its own worker name: their lines and heartbeats can be told apart
         assert process.directory == str(directory)
         assert process.autostart is True and process.autorestart is RestartUnconditionally
         assert process.stopasgroup is True and process.killasgroup is True
@@ -107,6 +107,47 @@ def test_unsafe_pools_are_refused_with_one_line(tmp_path: Path, changes: dict[st
 
 
 def test_the_boundaries_that_are_allowed() -> None:
-    assert why_unsafe(DATABASE, WorkerOptions(timeout=89), stopwaitsecs=89) is None
+    assert why_unsafe(DATABASE, WorkerOptions(timeout=87.5), stopwaitsecs=88) is None
+    # a job stuck in C is stopped at timeout + 2 s: that must come before the reservation lapses
+    assert "--timeout 88 plus the 2 s a hard stop takes is not below retry_after (90 s)" in str(
+        why_unsafe(DATABASE, WorkerOptions(timeout=88), stopwaitsecs=88))
     no_retry_after = ConnectionConfig("main", "database", "sqlite:///x", retry_after=None)
     assert why_unsafe(no_retry_after, WorkerOptions(timeout=0), stopwaitsecs=10) is None
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"user": "bob\n[program:evil]\ncommand=/bin/sh"}, "--user 'bob\\n[program:evil]\\ncommand=/bin/sh': a line break"),
+        ({"user": "bob\rx"}, "--user 'bob\\rx': a line break or other control character"),
+        ({"log": Path("w.log\nuser=root")}, "--log '"),
+        ({"options": WorkerOptions(name="w\x00", timeout=50)}, "--name 'w\\x00': a line break"),
+        ({"options": WorkerOptions(queues=("high", "low\u2028x"), timeout=50)}, "--queue 'low\\u2028x': a line break"),
+        ({"options": WorkerOptions(queues=("a ;b",), timeout=50)}, "--queue 'a ;b': supervisord would cut the value at ' ;'"),
+        ({"user": "bob #x"}, "--user 'bob #x': supervisord would cut the value"),
+        ({"connection": ConnectionConfig("q\nx", "database", "sqlite://", retry_after=90)}, "connection name 'q\\nx': a line break"),
+        ({"config_args": ("--config", "/etc/q\x1b.toml")}, "--config '/etc/q\\x1b.toml': a line break"),
+        ({"executable": ("/opt/bin\t/qctl",)}, "the qctl command '/opt/bin\\t/qctl': a line break"),
+    ],
+)
+def test_a_value_that_would_write_more_than_itself_is_refused(tmp_path: Path, changes: dict[str, Any], expected: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        program_for(request(tmp_path, **changes))
+    assert str(refused.value).startswith(expected)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_directory_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "app\n[program:evil]"
+    directory.mkdir()
+    with pytest.raises(UsageError, match="the current directory .*a line break"):
+        program_for(request(directory))
+
+
+def test_plain_values_with_spaces_semicolons_and_hashes_are_kept_whole(tmp_path: Path) -> None:
+    options = WorkerOptions(name="w;1#2", queues=("high", "a;b"), timeout=50)
+    text = render_program(program_for(request(tmp_path, options=options)))
+    [group] = load_with_supervisor(text, tmp_path).process_group_configs
+    argv = shlex.split(group.process_configs[0].command)
+    assert argv[argv.index("--queue"):argv.index("--queue") + 2] == ["--queue", "high,a;b"]
+    assert argv[argv.index("--name"):argv.index("--name") + 2] == ["--name", "w;1#2-00"]

@@ -133,3 +133,24 @@ def test_bad_typed_values_raise_payload_errors_naming_the_attribute(wire: object
         decode({"field": wire}, "Job", resolve)
     assert fragment in str(caught.value)
     assert "Job.field" in str(caught.value)
+
+
+@pytest.mark.parametrize("card", [
+    {"__qctl__": "enum", "v": {"cls": "qctl_testjobs:Colour", "v": "4111-1111"}},  # a member renamed by a deploy
+    {"__qctl__": "decimal", "v": "4111-1111"},
+])
+def test_an_encrypted_jobs_decode_error_names_the_attribute_and_type_never_the_value(card: object) -> None:
+    import base64
+
+    from qctl.jobs.resolve import Resolver
+    from qctl.payload.envelope import HANDLER_JOB, Envelope
+    from qctl.payload.signing import Signer, generate_key
+    from qctl.worker.instantiate import instantiate
+
+    signer = Signer(base64.b64decode(generate_key()[len("base64:"):]))
+    secret = signer.encrypt(json.dumps({"card": card, "out": "x"}).encode())
+    envelope = Envelope(uuid="00000000-0000-4000-8000-000000000009", display_name="Secret", job=HANDLER_JOB,
+                        command_name="qctl_testjobs.secret:Secret", command=secret)
+    with pytest.raises(PayloadError, match=r"Secret\.card: cannot decode this \w+ value") as refused:
+        instantiate(envelope, Resolver(("qctl_testjobs",)), signer)
+    assert "4111" not in str(refused.value)

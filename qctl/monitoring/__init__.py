@@ -1,0 +1,1 @@
+"""Seeing the queues: what `qctl status` and `qctl monitor` read, gathered from counts alone."""
