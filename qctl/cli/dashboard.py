@@ -159,6 +159,8 @@ def sparkline(counts: Sequence[int], unicode: bool = True) -> str:
 def worker_cells(record: WorkerRecord, now: float) -> list[str]:
     job = " ".join(p for p in ((record.job_class or "").rsplit(".", 1)[-1], (record.job_id or "")[:8]) if p)
     running = "" if record.job_started_at is None or not job else duration(now - record.job_started_at)
+    if len(record.in_flight) > 1:  # --concurrency: the oldest job, and how many more run beside it
+        job += f" +{len(record.in_flight) - 1}"
     rss = "-" if record.rss_mb is None else f"{record.rss_mb:.0f}M"
     cpu = "-" if record.cpu_percent is None else f"{record.cpu_percent:.0f}%"
     return [record.name, record.state, job or "-", running, rss, cpu, str(record.jobs_done)]

@@ -14,7 +14,7 @@ from qctl.cli.work_run import parse_backoff as parse_backoff
 from qctl.cli.work_run import parse_queues as parse_queues
 from qctl.errors import UsageError
 from qctl.limits import MAX_COUNT, MAX_HOURS, MAX_SECONDS, out_of_bounds
-from qctl.worker.options import WorkerOptions
+from qctl.worker.options import MAX_CONCURRENCY, WorkerOptions
 
 OptionCheck = Callable[[typer.Context, typer.CallbackParam, Any], Any]
 
@@ -62,6 +62,7 @@ Rest = Annotated[float, typer.Option("--rest", callback=SECONDS, help="Seconds t
 Tries = Annotated[int, typer.Option("--tries", callback=COUNT, help="Attempts before a job fails (0 = unlimited); a job's own `tries` wins.", rich_help_panel=WORKER_PANEL)]
 Backoff = Annotated[str, typer.Option("--backoff", help="Seconds before retrying a failed job: 5 or 1,5,10 (the last repeats).", rich_help_panel=WORKER_PANEL)]
 Timeout = Annotated[float, typer.Option("--timeout", callback=SECONDS, help="Seconds a job may run (0 = no limit); a job's own `timeout` wins.", rich_help_panel=WORKER_PANEL)]
+Concurrency = Annotated[int, typer.Option("--concurrency", callback=bounded(1, MAX_CONCURRENCY, ""), help="Jobs run at once in this process: threads for def handle, one event loop for async def.", rich_help_panel=WORKER_PANEL)]
 Force = Annotated[bool, typer.Option("--force", help="Work even in maintenance mode.", rich_help_panel=WORKER_PANEL)]
 Name = Annotated[str, typer.Option("--name", help="Worker name shown in `qctl workers`.", rich_help_panel=WORKER_PANEL)]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Print each job: id, class, outcome, runtime.")]
@@ -89,7 +90,7 @@ Stopwaitsecs = Annotated[int | None, typer.Option("--stopwaitsecs", callback=bou
 WORKER_OPTION_TYPES: dict[str, Any] = {
     "queue": Queue, "once": Once, "stop_when_empty": StopWhenEmpty, "max_jobs": MaxJobs, "max_time": MaxTime,
     "memory": Memory, "sleep": Sleep, "rest": Rest, "tries": Tries, "backoff": Backoff, "timeout": Timeout,
-    "force": Force, "name": Name, "quiet": Quiet, "log_format": LogFormat,
+    "concurrency": Concurrency, "force": Force, "name": Name, "quiet": Quiet, "log_format": LogFormat,
 }
 """Every worker option, in the order `--help` lists them."""
 
@@ -109,6 +110,7 @@ def worker_options(
     timeout: float,
     force: bool,
     name: str,
+    concurrency: int = 1,
     quiet: bool = False,
     log_format: str = "text",
 ) -> WorkerOptions:
@@ -125,6 +127,7 @@ def worker_options(
         tries=tries,
         backoff=parse_backoff(backoff),
         timeout=timeout,
+        concurrency=concurrency,
         force=force,
         quiet=quiet,
         log_format=log_format,

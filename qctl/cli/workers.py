@@ -18,7 +18,7 @@ COLUMNS = ["name", "pid", "host", "connection", "queues", "state", "job", "rss",
 
 
 def workers(ctx: typer.Context, json: options.Json = False) -> None:
-    """List running workers: name, pid, host, connection, queues (paused ones marked), state, current job, RSS, CPU, uptime, jobs done (--json: failed and released too)."""
+    """List running workers: name, pid, host, connection, queues (paused ones marked), state, current job (each slot's with --concurrency), RSS, CPU, uptime, jobs done (--json: failed and released too)."""
     from qctl.worker.controls import paused_queues
     from qctl.worker.registry import running_workers
 
@@ -52,6 +52,11 @@ def worker_row(view: WorkerView, paused: set[tuple[str, str]]) -> dict[str, Any]
         "job_class": record.job_class,
         "job_queue": record.job_queue,
         "job_started_at": _iso(record.job_started_at),
+        "concurrency": record.concurrency,
+        "jobs": [{**job, "job_started_at": _iso(job.get("job_started_at"))} for job in record.in_flight]
+        if record.concurrency > 1 else ([] if record.job_id is None and record.job_class is None else [{
+            "job_id": record.job_id, "job_class": record.job_class, "job_queue": record.job_queue,
+            "job_started_at": _iso(record.job_started_at)}]),
         "jobs_done": record.jobs_done,
         "jobs_failed": record.jobs_failed,
         "jobs_released": record.jobs_released,
@@ -66,6 +71,10 @@ def worker_row(view: WorkerView, paused: set[tuple[str, str]]) -> dict[str, Any]
 def table_row(view: WorkerView, paused: set[tuple[str, str]]) -> list[Any]:
     record, facts = view.record, view.facts
     job = _short_job(record.job_class, record.job_id)
+    state = record.state
+    if record.concurrency > 1:  # every slot's job, one per line, and how many slots are busy
+        job = "\n".join(_short_job(one.get("job_class"), one.get("job_id")) for one in record.in_flight)
+        state = f"{state} {len(record.in_flight)}/{record.concurrency}"
     rss_mb = facts.rss_mb if facts else record.rss_mb  # another host's worker: as it measured itself
     cpu_percent = facts.cpu_percent if facts else record.cpu_percent
     rss = "-" if rss_mb is None else f"{rss_mb:.0f} MB"
@@ -73,7 +82,7 @@ def table_row(view: WorkerView, paused: set[tuple[str, str]]) -> list[Any]:
     uptime = facts.uptime_seconds if facts else time.time() - record.started_at
     held = paused_of(view, paused)
     queues = ",".join(f"{queue} (paused)" if queue in held else queue for queue in record.queues)
-    return [record.name, record.pid, record.host, record.connection, queues, record.state,
+    return [record.name, record.pid, record.host, record.connection, queues, state,
             job, rss, cpu, _duration(uptime), record.jobs_done]
 
 

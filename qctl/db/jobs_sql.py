@@ -339,3 +339,14 @@ def _distinct_queues(engine: Engine, table: Table) -> Any:
         f" SELECT (SELECT MIN(queue) FROM {name} WHERE queue > names.q) FROM names WHERE names.q IS NOT NULL"
         f") SELECT q FROM names WHERE q IS NOT NULL LIMIT :limit"
     )
+
+
+def renew_many_statement(engine: Engine, table: Table, count: int) -> CompiledStatement:
+    """(id0, a0, … id{count-1}, a{count-1}) → stamps those held jobs' reservations in one statement;
+    with RETURNING (PostgreSQL, SQLite) it gives the ids it renewed, else only its row count."""
+    now: ColumnElement[Any] = literal_column(unix_now_sql(engine))
+    pairs = [and_(table.c.id == bindparam(f"id{n}"), table.c.attempts == bindparam(f"a{n}")) for n in range(count)]
+    statement: Any = update(table).where(or_(*pairs), table.c.reserved_at.is_not(None)).values(reserved_at=now)
+    if engine.dialect.update_returning:
+        statement = statement.returning(table.c.id)
+    return CompiledStatement.of(statement, engine.dialect)

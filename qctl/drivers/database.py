@@ -40,6 +40,7 @@ from qctl.db.jobs_sql import (
     build_bulk_insert,
     build_job_statements,
     build_queue_statistics,
+    renew_many_statement,
     state_of,
 )
 from qctl.db.migrations import ensure_table
@@ -109,6 +110,7 @@ class DatabaseDriver:
         self._max_packet: int | None = None
         self._queue_statistics: QueueStatistics | None = None
         self._bulk_inserts: dict[bool, BulkInsert] = {}
+        self._renew_many: dict[int, CompiledStatement] = {}
         self.takes_guards = self.engine.dialect.name == "postgresql"
         """Whether a finished job's delete can carry a `SqlGuard` (see `qctl.db.together`)."""
         self._together = PreparedTogether() if self.takes_guards else None
@@ -291,6 +293,23 @@ class DatabaseDriver:
     def renew_reserved(self, job_id: int, attempts: int) -> bool:
         with self._pinned_cursor("renew") as (cursor, sql):
             return _execute(cursor, sql.renew_held, {"id": job_id, "a": attempts}) == 1
+
+    def renew_many(self, jobs: Sequence[ReservedJob]) -> list[bool]:
+        """Renew several held jobs' reservations in one statement (a worker with several slots); which
+        were still held comes from RETURNING, or, without it, from renewing one by one when some were not."""
+        held = [cast(DatabaseReservedJob, job) for job in jobs]
+        statement = self._renew_many.get(len(held))
+        if statement is None:
+            statement = self._renew_many[len(held)] = renew_many_statement(self._pinned.engine, self.table, len(held))
+        values = {name: value for n, job in enumerate(held) for name, value in ((f"id{n}", job.id), (f"a{n}", job.attempts))}
+        with self._pinned_cursor("renew") as (cursor, _):
+            count = _execute(cursor, statement, values)
+            renewed = {row[0] for row in cursor.fetchall()} if self.engine.dialect.update_returning else None
+        if renewed is not None:
+            return [job.id in renewed for job in held]
+        if count == len(held):
+            return [True] * len(held)
+        return [job.renew() for job in held]
 
     # --- inspecting -----------------------------------------------------------------
 

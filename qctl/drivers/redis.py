@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from qctl.config import DEFAULT_REDIS_URL, ConnectionConfig
 from qctl.drivers.base import Cleared, QueueSizes, ReservedJob
@@ -311,6 +311,14 @@ class RedisDriver:
     def renew_reserved(self, job: RedisReservedJob) -> bool:
         keys = self.keys(job.queue)
         return bool(self.redis.run(script("renew"), (keys.reserved,), (job.token, job.raw, self._lease)))
+
+    def renew_many(self, jobs: Sequence[ReservedJob]) -> list[bool]:
+        """Renew several held jobs' reservations in one round trip (a pipeline of `renew` calls)."""
+        held = [cast(RedisReservedJob, job) for job in jobs]
+        replies = self.redis.run_many(
+            [(script("renew"), (self.keys(job.queue).reserved,), (job.token, job.raw, self._lease)) for job in held]
+        )
+        return [reply is not None and not isinstance(reply, Exception) and bool(reply) for reply in replies]
 
     # --- inspecting ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Protocol
 
 from qctl.cache import keys
@@ -37,8 +37,18 @@ def time_to_live(every: float) -> float:
 
 
 @dataclass(frozen=True)
+class SlotJob:
+    """A job one slot of a worker runs (`--concurrency`)."""
+
+    raw: bytes
+    queue: str
+    started_at: float
+
+
+@dataclass(frozen=True)
 class WorkerStatus:
-    """What the worker loop is doing right now (read from the heartbeat thread)."""
+    """What the worker loop is doing right now (read from the heartbeat thread); with several slots
+    the `job_*` fields are the oldest job in flight and `jobs` lists every one."""
 
     state: str
     job_raw: bytes | None = None
@@ -48,6 +58,8 @@ class WorkerStatus:
     """Jobs that ran to their end (or deleted themselves); failed and released ones are counted apart."""
     jobs_failed: int = 0
     jobs_released: int = 0
+    jobs: tuple[SlotJob, ...] = ()
+    concurrency: int = 1
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,9 @@ class WorkerRecord:
     rss_mb: float | None = None
     cpu_percent: float | None = None
     """As the worker measured itself at its last beat (None: not measured), so workers on other hosts show them too."""
+    concurrency: int = 1
+    in_flight: list[dict[str, Any]] = field(default_factory=list)
+    """With several slots: every job in flight, oldest first ({job_id, job_class, job_queue, job_started_at})."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -112,7 +127,7 @@ class WorkerRecord:
         try:
             data = json.loads(text)
             # fields added later have defaults: a record of an older worker still reads
-            values = {f.name: data[f.name] for f in fields(cls) if f.name in data or f.default is MISSING}
+            values = {f.name: data[f.name] for f in fields(cls) if f.name in data or (f.default is MISSING and f.default_factory is MISSING)}
         except (ValueError, KeyError, TypeError):
             return None
         values["queues"] = tuple(values["queues"] or ())
@@ -142,7 +157,13 @@ def make_record(identity: WorkerIdentity, status: WorkerStatus, now: float, usag
         started_at=identity.started_at, process_started_at=identity.process_started_at, heartbeat_at=now,
         jobs_failed=status.jobs_failed, jobs_released=status.jobs_released,
         rss_mb=usage.rss_mb if usage else None, cpu_percent=usage.cpu_percent if usage else None,
+        concurrency=status.concurrency, in_flight=[in_flight(job) for job in status.jobs],
     )
+
+
+def in_flight(job: SlotJob) -> dict[str, Any]:
+    job_id, job_class = describe_job(job.raw)
+    return {"job_id": job_id, "job_class": job_class, "job_queue": job.queue, "job_started_at": job.started_at}
 
 
 class Heartbeat(Protocol):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 from qctl.drivers.base import ReservedJob
 from qctl.errors import QctlError
@@ -83,3 +84,64 @@ class LeaseKeeper:
                     log.warning("lost the reservation of job %s on queue %s", job.key, job.queue)
             except QctlError as exc:
                 log.warning("could not renew the reservation of job %s: %s", job.key, exc)
+
+
+class SharedLeases:
+    """A worker with several slots: one thread renews every job in flight, each interval, together —
+    one round trip for all of them where the driver can (`renew_many`), else one per job."""
+
+    def __init__(self, retry_after: int | None, renew_many: Callable[[Sequence[ReservedJob]], list[bool]] | None) -> None:
+        self.interval = max(0.5, retry_after / 3) if retry_after else None
+        self.renew_many = renew_many
+        self.held: dict[int, ReservedJob] = {}
+        """Slot number → the job it runs (a plain dict: each slot writes its own key)."""
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def slot(self, number: int) -> SlotLease:
+        return SlotLease(self, number)
+
+    def start(self) -> None:
+        if self.interval is not None and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="qctl-lease", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        assert self.interval is not None
+        while not self._stop.wait(self.interval):
+            jobs = list(self.held.copy().values())
+            if jobs:
+                self.renew(jobs)
+
+    def renew(self, jobs: list[ReservedJob]) -> None:
+        try:
+            renewed = self.renew_many(jobs) if self.renew_many is not None else [job.renew() for job in jobs]
+        except QctlError as exc:
+            log.warning("could not renew the reservations of %d jobs: %s", len(jobs), exc)
+            return
+        for job, kept in zip(jobs, renewed, strict=True):
+            if not kept and any(job is held for held in self.held.values()):
+                log.warning("lost the reservation of job %s on queue %s", job.key, job.queue)
+
+
+class SlotLease:
+    """One slot's view of the shared renewals: what a single-slot worker's LeaseKeeper is to it."""
+
+    __slots__ = ("leases", "number")
+
+    def __init__(self, leases: SharedLeases, number: int) -> None:
+        self.leases, self.number = leases, number
+
+    def hold(self, reserved: ReservedJob) -> None:
+        self.leases.held[self.number] = reserved
+
+    def drop(self) -> None:
+        self.leases.held.pop(self.number, None)
+
+    def close(self) -> None:
+        self.drop()

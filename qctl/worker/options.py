@@ -7,6 +7,9 @@ from dataclasses import dataclass, fields
 from qctl.errors import UsageError
 from qctl.limits import MAX_COUNT, MAX_SECONDS, out_of_bounds
 
+MAX_CONCURRENCY = 256
+"""The most job slots one worker process takes (each may hold a connection of its own to the store)."""
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -25,6 +28,8 @@ class WorkerOptions:
     force: bool = False
     quiet: bool = False
     log_format: str = "text"
+    concurrency: int = 1
+    """Job slots in the process (`--concurrency`): threads for `def handle`, one event loop for `async def`."""
 
     def __post_init__(self) -> None:
         """Library callers meet the same bounds as `qctl work` (an OS timer or a BIGINT column overflows past them)."""
@@ -32,6 +37,9 @@ class WorkerOptions:
             problem = out_of_bounds(getattr(self, name), 0, high, unit)
             if problem:
                 raise UsageError(f"WorkerOptions.{name}: {problem}")
+        problem = out_of_bounds(self.concurrency, 1, MAX_CONCURRENCY, "")
+        if problem:
+            raise UsageError(f"WorkerOptions.concurrency: {problem}")
         if self.log_format not in ("text", "json"):
             raise UsageError(f"WorkerOptions.log_format: expected text or json, got {self.log_format!r}")
         for step in self.backoff:

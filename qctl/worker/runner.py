@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from types import CoroutineType
 from typing import Any
 
 from qctl.bus.dispatcher import Prepared
@@ -45,6 +46,7 @@ from qctl.middleware.pipeline import compose
 from qctl.payload.envelope import Envelope, parse, uuid_of
 from qctl.payload.models import ModelRef
 from qctl.payload.signing import Signer
+from qctl.worker.aio import LOOP_GRACE, AsyncJobTimedOut, EventLoops
 from qctl.worker.failing import FailureRules
 from qctl.worker.instantiate import instantiate
 from qctl.worker.models import JobModels, ModelLoader
@@ -90,6 +92,8 @@ class RunningJob:
     refused: bool = False
     """Its payload was read but refused before running (unknown class, outside app, undecodable): its
     claim to a uuid is not trusted for the failed record."""
+    deadline: Any = None
+    """The timeout it runs under (what `timeout_guard` gave); an async job moves it back (`extend`)."""
 
     @property
     def record_uuid(self) -> str:
@@ -218,6 +222,7 @@ class JobRunner:
         self.timeout_guard = timeout_guard
         self.hooks = hooks if hooks is not None else CompositeHooks()
         self.batches = batches
+        self.loops = EventLoops()
         self.failer = JobFailer(
             connection_name, failed_store, self.rules, resolver, signer, events, self.hooks, self.notice
         )
@@ -243,14 +248,19 @@ class JobRunner:
             self.events.dispatch(JobProcessing(self.connection_name, running))
         crash_point("before_handle")
         assert running.envelope is not None
+        running.deadline = self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running),
+                                              running.job_id)
         try:
-            with self.timeout_guard(self.timeout_for(running.envelope), lambda: self.timed_out(running), running.job_id):
+            with running.deadline:
                 job = self.instantiate_or_fail(running)
                 if job is not None:
                     self.hooks.before_handle(running, job)
                     self.call(running, job)
                     if not (running.released or running.failed):
                         self.succeeded(running, job)
+        except AsyncJobTimedOut as exc:  # its coroutine was cancelled at the timeout: the worker goes on
+            self.notice(f"job {running.job_id} ({exc}); its coroutine was cancelled")
+            self.settle_timed_out(running, JobTimedOutError(str(exc)))
         except JOB_ENDING as exc:  # SystemExit and KeyboardInterrupt from a job are its failure, not the worker's
             self.handle_exception(running, exc)
         else:
@@ -377,6 +387,11 @@ class JobRunner:
         seconds = self.timeout_for(running.envelope)
         exc = JobTimedOutError(f"{running.display_name} has timed out after {seconds:g}s")
         self.notice(f"job {running.job_id} ({running.display_name}) timed out after {seconds:g}s; the worker exits")
+        self.settle_timed_out(running, exc)
+
+    def settle_timed_out(self, running: RunningJob, exc: JobTimedOutError) -> None:
+        """A timed-out attempt: failed when the job fails on timeout or has no attempt left, else released."""
+        assert running.envelope is not None
         self.events.dispatch(JobTimedOut(self.connection_name, running))
         running.exception = exc
         if running.is_settled():  # it released or deleted itself before running over: nothing to do
@@ -392,9 +407,24 @@ class JobRunner:
         def handle(job: Job) -> Any:
             running.handled = True
             self.hooks.before_handler(running, job)
-            return job.handle()
+            result = job.handle()
+            if type(result) is CoroutineType:  # `async def handle`, or a queued async function
+                return self.await_job(running, result)
+            return result
 
         return compose(job.middleware(), handle)(job)
+
+    def await_job(self, running: RunningJob, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        """Run an async job's coroutine on the worker's event loop; its timeout cancels it (see worker.aio).
+        The worker's own deadline moves LOOP_GRACE later, for a loop that sync code blocks."""
+        assert running.envelope is not None
+        seconds = self.timeout_for(running.envelope)
+        extend = getattr(running.deadline, "extend", None)
+        if not seconds or extend is None:  # no timeout, or run in the caller's process: to its end
+            return self.loops.run(coroutine)
+        extend(LOOP_GRACE)
+        left = seconds - (time.monotonic() - running.started)
+        return self.loops.run(coroutine, left, f"{running.display_name} has timed out after {seconds:g}s")
 
     def handle_exception(self, running: RunningJob, exc: BaseException) -> None:
         """Laravel's handleJobException: fail when out of attempts, else release after the backoff."""

@@ -135,6 +135,13 @@ class Deadline:
         HARD_DEADLINE.release()
         ALARM.disarm()
 
+    def extend(self, seconds: float) -> None:
+        """Move both layers `seconds` later (an async job: its own cancel must come first)."""
+        left, _ = signal.getitimer(signal.ITIMER_REAL)
+        if left > 0:
+            signal.setitimer(signal.ITIMER_REAL, left + seconds)
+            HARD_DEADLINE.cover(left + seconds + self.grace, self.job_id)
+
 
 class NoDeadline:
     def __enter__(self) -> None:

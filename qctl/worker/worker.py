@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from qctl.clock import SYSTEM_CLOCK, Clock
 from qctl.drivers.base import Driver, GuardedJob, ReservedJob
@@ -30,6 +30,9 @@ from qctl.worker.signals import IdleInterrupted, WorkerFlags, handle_worker_sign
 from qctl.worker.stop import EXIT_CODES, StopReason
 from qctl.worker.throttle import Throttle
 from qctl.worker.timeout import HARD_DEADLINE, hard_timeouts_left, worker_loop
+
+if TYPE_CHECKING:
+    from qctl.worker.pool import SlotPool, Tickets
 
 log = logging.getLogger("qctl.worker")
 
@@ -53,6 +56,10 @@ class WorkerControls(Protocol):
     def is_down(self) -> bool: ...
     def paused_queues(self) -> frozenset[str]:
         """Which of the worker's queues are paused; the same object for as long as that does not change."""
+
+
+class Watchdog(Protocol):
+    def disarm(self) -> None: ...
 
 
 class NoControls:
@@ -124,6 +131,10 @@ class Worker:
     witnesses: Path | None = None
     """Where this project's workers on this host keep their hard-timeout witness files (None: none)."""
     metrics: JobMetrics = field(default_factory=NoMetrics)
+    watchdog: Watchdog = HARD_DEADLINE
+    """The hard layer's watchdog this loop disarms before it waits (a slot of a pool leaves it to the pool)."""
+    tickets: Tickets | None = None
+    """A pool's shared --max-jobs count: a slot takes one before each reserve (None: count here)."""
 
     def __post_init__(self) -> None:
         self.queues = self.options.queues or (self.driver.default_queue,)
@@ -143,6 +154,7 @@ class Worker:
         self.pop_after: PopAfter | None = getattr(self.driver, "pop_after", None)
         self.wait_for_job: WaitForJob | None = getattr(self.driver, "wait_for_job", None)
         self.wait_and_pop: WaitAndPop | None = getattr(self.driver, "wait_and_pop", None)
+        self.pool: SlotPool | None = None
 
     def run(self) -> int:
         """Process jobs until a stop condition holds; returns the process exit status."""
@@ -153,6 +165,11 @@ class Worker:
             try:
                 if self.options.once:
                     return self.stop(self.run_next_job())
+                if self.options.concurrency > 1:
+                    from qctl.worker.pool import SlotPool
+
+                    self.pool = SlotPool(self)
+                    return self.stop(self.pool.run())
                 with worker_loop():
                     return self.stop(self.daemon())
             finally:
@@ -171,9 +188,13 @@ class Worker:
                         return reason
                     continue
                 # 2. Reserve the next job by queue priority and run it, or sleep when there is none.
+                if self.tickets is not None and not self.tickets.take():
+                    return StopReason.MAX_JOBS
                 job = self.next_job()
                 if job is None and not self.options.stop_when_empty:
                     job = self.wait_for_work()  # a blocking driver may hand back the job it reserved on waking
+                if job is None and self.tickets is not None:
+                    self.tickets.give_back()
                 if job is not None:
                     self.jobs_processed += 1
                     self.run_job(job)
@@ -261,7 +282,7 @@ class Worker:
             raise  # a wrong password or a missing database index never heals: stop (exit 2) with the reason
         except DriverError as exc:
             self.note_store_failure(exc)
-            HARD_DEADLINE.disarm()
+            self.watchdog.disarm()
             if self.draining and self.backoff.failures >= DRAIN_STORE_TRIES:
                 raise StoreKeptFailing(exc) from exc
             with idle(self.flags):
@@ -308,7 +329,7 @@ class Worker:
 
     def before_waiting(self) -> None:
         """Nothing runs while the worker waits: no job's watchdog may fire, no finished job may linger."""
-        HARD_DEADLINE.disarm()
+        self.watchdog.disarm()
         self.delete_finished()
 
     def delete_finished(self) -> None:
@@ -398,6 +419,8 @@ class Worker:
 
     def status(self) -> WorkerStatus:
         """A snapshot for the heartbeat thread (plain attribute reads, no locking needed)."""
+        if self.pool is not None:
+            return self.pool.status()
         job, since = self.current, self.current_since
         if self.flags.should_quit:
             state = "stopping"
