@@ -4,6 +4,12 @@ Workers emit events and never print; the `work` command renders them. A
 listener that raises is logged and skipped, so user code cannot kill a worker
 through an event. Listeners registered at import time of the `app` modules are
 seen by every worker.
+
+A worker with `--concurrency N` dispatches the job events (`JobProcessing`,
+`JobProcessed`, `JobFailed`, …) from each slot's own thread: a listener may run in
+several threads at once and must guard whatever state it keeps (qctl's own, the
+worker's output and metrics, do). `WorkerNotice`, `Looping` and `WorkerStopping` come
+from the slots too; the bus itself is safe to listen on and dispatch from any thread.
 """
 
 from __future__ import annotations

@@ -59,3 +59,13 @@ def runtime_factory() -> Iterator[Callable[[TestSetup], Runtime]]:
     yield factory
     for runtime in made:
         runtime.close()
+
+
+@pytest.fixture(params=[1, 8], ids=["1slot", "8slots"])
+def worker_slots(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Run the test once with single-slot workers and once with `--concurrency 8` (every `qctl work`
+    it starts, and the in-process `drain`)."""
+    from tests.support import processes
+
+    monkeypatch.setattr(processes, "worker_slots", request.param)
+    return int(request.param)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 
@@ -12,4 +13,10 @@ app.conf.update(worker_hijack_root_logger=False, broker_connection_retry_on_star
 
 @app.task(ignore_result=True)
 def incr() -> None:
+    client().incr(COUNTER)
+
+
+@app.task(ignore_result=True)
+def nap(seconds: float) -> None:
+    time.sleep(seconds)
     client().incr(COUNTER)

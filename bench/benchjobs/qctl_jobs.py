@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import time
 
 import qctl
-from benchjobs import COUNTER, LATENCIES, client
+from benchjobs import COUNTER, LATENCIES, async_client, client
 
 
 class Incr(qctl.Job):
@@ -30,3 +31,25 @@ class Touch(qctl.Job):
     def handle(self) -> None:
         with open(self.path, "x"):
             pass
+
+
+class Nap(qctl.Job):
+    """Waits as an HTTP call would, then counts itself (concurrency.py, threads)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def handle(self) -> None:
+        time.sleep(self.seconds)
+        client().incr(COUNTER)
+
+
+class AsyncNap(qctl.Job):
+    """The same wait on the worker's event loop (concurrency.py, async)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def handle(self) -> None:
+        await asyncio.sleep(self.seconds)
+        await async_client().incr(COUNTER)

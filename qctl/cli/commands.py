@@ -41,8 +41,8 @@ COMMANDS = (
     Entry("continue", "control", "continue_", WORK,
           "Continue paused queues: workers take their jobs again (within about a second)."),
     Entry("workers", "workers", "workers", WORK,
-          "List running workers: name, pid, host, connection, queues (paused ones marked), state, current job, RSS, "
-          "CPU, uptime, jobs done (--json: failed and released too)."),
+          "List running workers: name, pid, host, connection, queues (paused ones marked), state, current job (each slot's "
+          "with --concurrency), RSS, CPU, uptime, jobs done (--json: failed and released too)."),
     Entry("supervisor:config", "supervisor", "supervisor_config", WORK,
           "Print (or write to --output) a supervisord program config that keeps a pool of workers running."),
     Entry("supervise", "supervisor", "supervise", WORK,

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -46,6 +47,8 @@ class WorkerLog:
         self.json = log_format == "json"
         self.verbose = verbose and not quiet
         self.quiet = quiet
+        self._lock = threading.Lock()
+        """Slots of a worker with `--concurrency` report from their own threads: one line at a time."""
 
     # --- what a worker says ------------------------------------------------------------
 
@@ -91,8 +94,9 @@ class WorkerLog:
             line = json.dumps(record, ensure_ascii=False)
         else:
             line = f"{utc_now()} {name:<7} {self.worker}[{self.pid}] " + printable(message or "").replace("\n", "\\n")
-        stream.write(line + "\n")
-        stream.flush()
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
 
     def listen(self, events: EventBus) -> None:
         """Failures, notices and the stop line always; every job's outcome with -v."""

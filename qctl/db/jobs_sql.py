@@ -343,10 +343,11 @@ def _distinct_queues(engine: Engine, table: Table) -> Any:
 
 def renew_many_statement(engine: Engine, table: Table, count: int) -> CompiledStatement:
     """(id0, a0, … id{count-1}, a{count-1}) → stamps those held jobs' reservations in one statement;
-    with RETURNING (PostgreSQL, SQLite) it gives the ids it renewed, else only its row count."""
+    with RETURNING (PostgreSQL, SQLite) it gives the (id, attempts) pairs it renewed — the id alone would
+    not tell a stale holder from the current one — else only its row count."""
     now: ColumnElement[Any] = literal_column(unix_now_sql(engine))
     pairs = [and_(table.c.id == bindparam(f"id{n}"), table.c.attempts == bindparam(f"a{n}")) for n in range(count)]
     statement: Any = update(table).where(or_(*pairs), table.c.reserved_at.is_not(None)).values(reserved_at=now)
     if engine.dialect.update_returning:
-        statement = statement.returning(table.c.id)
+        statement = statement.returning(table.c.id, table.c.attempts)
     return CompiledStatement.of(statement, engine.dialect)

@@ -86,6 +86,15 @@ class PushesInTransaction(Protocol):
         """Insert the jobs using the caller's open SQLAlchemy connection/transaction."""
 
 
+@runtime_checkable
+class RenewsMany(Protocol):
+    """Optional, of a Driver: a worker with several slots renews every job it holds in one round trip."""
+
+    def renew_many(self, jobs: Sequence[ReservedJob]) -> list[bool]:
+        """Extend each held job's reservation, fenced as its renew() is; True where it was still held."""
+        ...
+
+
 class FoldingDriver(Driver, Protocol):
     """Optional: a driver that deletes a finished job in the same round trip that reserves the next one."""
 

@@ -304,9 +304,9 @@ class DatabaseDriver:
         values = {name: value for n, job in enumerate(held) for name, value in ((f"id{n}", job.id), (f"a{n}", job.attempts))}
         with self._pinned_cursor("renew") as (cursor, _):
             count = _execute(cursor, statement, values)
-            renewed = {row[0] for row in cursor.fetchall()} if self.engine.dialect.update_returning else None
+            renewed = {(row[0], row[1]) for row in cursor.fetchall()} if self.engine.dialect.update_returning else None
         if renewed is not None:
-            return [job.id in renewed for job in held]
+            return [(job.id, job.attempts) in renewed for job in held]
         if count == len(held):
             return [True] * len(held)
         return [job.renew() for job in held]

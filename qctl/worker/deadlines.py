@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 from qctl.worker.timeout import GRACE_SECONDS, HARD_DEADLINE, REARM_SLACK
 
+LINGER_MARGIN = 1.0
+"""With no job in flight, a lingering watchdog is disarmed once it is this close to firing."""
+
 
 @dataclass(slots=True)
 class InFlight:
@@ -41,6 +44,8 @@ class SlotDeadlines:
         self.changed = threading.Condition()
         """Wakes the main thread: a deadline came in or moved, or a slot ended (`notify`)."""
         self.flying: dict[int, InFlight] = {}
+        self.wake_at = 0.0
+        """When the main thread's wait ends by itself: a deadline due later needs no wake-up."""
         self.watchdog_until: float | None = None
         self.doomed = threading.Event()
         """Never set: a slot whose job was taken over waits on it until the process exits."""
@@ -63,11 +68,28 @@ class SlotDeadlines:
             if overdue is None:
                 earliest = min((job.due for job in self.flying.values() if not job.taken), default=None)
                 wait = at_most if earliest is None else min(at_most, max(0.0, earliest - time.monotonic()))
+                wait = self._idle_watchdog(wait)
+                self.wake_at = time.monotonic() + wait
                 self.changed.wait(wait)
+                self.wake_at = 0.0
+                self._idle_watchdog(0.0)
                 overdue = self._overdue()
             if overdue is not None:
                 overdue.taken = True
             return overdue
+
+    def _idle_watchdog(self, wait: float) -> float:
+        """(Lock held.) No job in flight: disarm a lingering watchdog that is within LINGER_MARGIN of
+        firing; else wait no longer than until it is."""
+        until = self.watchdog_until
+        if self.flying or until is None:
+            return wait
+        left = until - time.monotonic() - LINGER_MARGIN
+        if left > 0:
+            return min(wait, left)
+        faulthandler.cancel_dump_traceback_later()
+        self.watchdog_until = None
+        return wait
 
     def _overdue(self) -> InFlight | None:
         now = time.monotonic()
@@ -75,11 +97,10 @@ class SlotDeadlines:
         return min(late, key=lambda job: job.due) if late else None
 
     def cover(self) -> None:
-        """(Lock held.) Keep the watchdog at the earliest deadline in flight plus grace; none: disarm it."""
+        """(Lock held.) Keep the watchdog at the earliest deadline in flight plus grace. With none in
+        flight it lingers (arming it starts a thread: once per job would cost a fast queue dear) and
+        the main thread disarms it before it could fire (`_idle_watchdog`)."""
         if not self.flying:
-            if self.watchdog_until is not None:
-                faulthandler.cancel_dump_traceback_later()
-                self.watchdog_until = None
             return
         first = min(self.flying.values(), key=lambda job: job.due)
         witness = HARD_DEADLINE.witness
@@ -99,7 +120,9 @@ class SlotDeadlines:
     def close(self) -> None:
         with self.changed:
             self.flying.clear()
-            self.cover()
+            if self.watchdog_until is not None:
+                faulthandler.cancel_dump_traceback_later()
+                self.watchdog_until = None
 
 
 class SlotDeadline:
@@ -111,10 +134,12 @@ class SlotDeadline:
     def __enter__(self) -> None:
         deadlines = self.deadlines
         thread = threading.get_ident()
+        due = time.monotonic() + self.seconds
         with deadlines.changed:
-            deadlines.flying[thread] = InFlight(thread, time.monotonic() + self.seconds, self.on_timeout, self.job_id)
+            deadlines.flying[thread] = InFlight(thread, due, self.on_timeout, self.job_id)
             deadlines.cover()
-            deadlines.changed.notify_all()
+            if due < deadlines.wake_at:  # sooner than the main thread looks again: wake it
+                deadlines.changed.notify_all()
 
     def __exit__(self, *exc: object) -> None:
         deadlines = self.deadlines
@@ -133,7 +158,7 @@ class SlotDeadline:
             job = deadlines.flying.get(threading.get_ident())
             if job is not None and not job.taken:
                 job.due += seconds
-                deadlines.cover()
+                deadlines.cover()  # later, never sooner: the main thread need not wake
 
 
 class NoSlotDeadline:

@@ -28,9 +28,11 @@ import threading
 from typing import TYPE_CHECKING
 
 from qctl.clock import Clock
+from qctl.drivers.base import RenewsMany
 from qctl.errors import DriverError
 from qctl.events import WorkerNotice
 from qctl.worker.deadlines import InFlight, SlotDeadlines
+from qctl.worker.gate import OPEN_AFTER, SlotGate
 from qctl.worker.heartbeat import SlotJob, WorkerStatus
 from qctl.worker.lease import SharedLeases
 from qctl.worker.stop import StopReason
@@ -112,8 +114,9 @@ class SlotPool:
         self.stopping = threading.Event()
         self.deadlines = SlotDeadlines()
         driver = worker.driver
-        self.leases = SharedLeases(driver.retry_after, getattr(driver, "renew_many", None))
+        self.leases = SharedLeases(driver.retry_after, driver.renew_many if isinstance(driver, RenewsMany) else None)
         self.tickets = Tickets(worker.options.max_jobs) if worker.options.max_jobs else None
+        self.gate = SlotGate(worker.options.concurrency, self.stopping)
         self.slots = [self.slot(number) for number in range(worker.options.concurrency)]
         self.threads: dict[int, Worker] = {}
         self.ended: list[StopReason] = []
@@ -127,7 +130,7 @@ class SlotPool:
         options = dataclasses.replace(w.options, concurrency=1, max_jobs=0, max_time=0, memory=0)
         slot = Worker(w.driver, w.runner, options, w.events, controls=w.controls, clock=SlotClock(w.clock, self.stopping),
                       flags=SlotFlags(w.flags, self.stopping), metrics=w.metrics,  # type: ignore[arg-type]
-                      watchdog=NoWatchdog(), tickets=self.tickets)
+                      watchdog=NoWatchdog(), tickets=self.tickets, gate=self.gate, slot_number=number)
         slot.lease = self.leases.slot(number)  # type: ignore[assignment]
         return slot
 
@@ -143,7 +146,7 @@ class SlotPool:
         try:
             reason = self.watch(threads)
         finally:
-            self.stopping.set()
+            self.stop_slots()
             self.leases.close()
             self.deadlines.close()
             runner.loops.close()
@@ -157,27 +160,39 @@ class SlotPool:
             self.ended.append(slot.daemon())
         except BaseException as exc:  # a store that refuses for good, a bug: the worker stops with it
             self.errors.append(exc)
-            self.stopping.set()
+            self.stop_slots()
         finally:
             slot.delete_finished()
             slot.lease.drop()
+            self.gate.open_up()  # the closed slots run their loops and end too (an empty queue, a stop)
             self.deadlines.notify()
+
+    def stop_slots(self) -> None:
+        self.stopping.set()
+        self.gate.open_up()
 
     def watch(self, threads: list[threading.Thread]) -> StopReason:
         """Until every slot has ended: take over a job past its timeout; stop the slots on a stop condition."""
         started = self.worker.clock.monotonic()
         reason: StopReason | None = None
         while any(thread.is_alive() for thread in threads):
-            overdue = self.deadlines.next_overdue(WATCH_SECONDS)
+            overdue = self.deadlines.next_overdue(WATCH_SECONDS if self.gate.fully_open else OPEN_AFTER)
             if overdue is not None:
                 self.take_over(overdue)
+            self.gate.widen(self.busy)
             if reason is None:
                 reason = self.stop_reason(started)
                 if reason is not None:
-                    self.stopping.set()
+                    self.stop_slots()
         for thread in threads:
             thread.join()
         return reason or self.slots_reason()
+
+    def busy(self, number: int) -> bool:
+        """Slot `number` runs a job that has run longer than OPEN_AFTER (plain attribute reads)."""
+        slot = self.slots[number]
+        since = slot.current_since
+        return slot.current is not None and since is not None and self.worker.clock.time() - since >= OPEN_AFTER
 
     def stop_reason(self, started: float) -> StopReason | None:
         worker, options = self.worker, self.worker.options
@@ -199,7 +214,7 @@ class SlotPool:
 
     def take_over(self, overdue: InFlight) -> None:
         """A slot's job ran past its timeout: record it, release the others, exit 1 (see the module)."""
-        self.stopping.set()
+        self.stop_slots()
         witness = HARD_DEADLINE.witness
         if witness is not None:  # the bookkeeping gets `grace` seconds, then the hard layer ends it
             if overdue.job_id is not None:

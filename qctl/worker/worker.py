@@ -32,6 +32,7 @@ from qctl.worker.throttle import Throttle
 from qctl.worker.timeout import HARD_DEADLINE, hard_timeouts_left, worker_loop
 
 if TYPE_CHECKING:
+    from qctl.worker.gate import SlotGate
     from qctl.worker.pool import SlotPool, Tickets
 
 log = logging.getLogger("qctl.worker")
@@ -135,6 +136,9 @@ class Worker:
     """The hard layer's watchdog this loop disarms before it waits (a slot of a pool leaves it to the pool)."""
     tickets: Tickets | None = None
     """A pool's shared --max-jobs count: a slot takes one before each reserve (None: count here)."""
+    gate: SlotGate | None = None
+    """A pool's count of open slots (`qctl.worker.gate`): this slot, `slot_number`, waits while closed."""
+    slot_number: int = 0
 
     def __post_init__(self) -> None:
         self.queues = self.options.queues or (self.driver.default_queue,)
@@ -187,7 +191,15 @@ class Worker:
                     if reason is not None:
                         return reason
                     continue
-                # 2. Reserve the next job by queue priority and run it, or sleep when there is none.
+                # 2. A slot of a pool waits while the jobs in flight need no more slots (holding no job).
+                if self.gate is not None and not self.gate.is_open(self.slot_number):
+                    self.delete_finished()
+                    self.gate.wait_turn(self.slot_number)
+                    reason = self.stop_reason(started, had_job=True)
+                    if reason is not None:
+                        return reason
+                    continue
+                # 3. Reserve the next job by queue priority and run it, or sleep when there is none.
                 if self.tickets is not None and not self.tickets.take():
                     return StopReason.MAX_JOBS
                 job = self.next_job()
@@ -205,7 +217,7 @@ class Worker:
                 return StopReason.INTERRUPTED
             except StoreKeptFailing as exc:
                 return self.store_down(exc)
-            # 3. Stop when any stop condition holds (first match wins).
+            # 4. Stop when any stop condition holds (first match wins).
             # a reserve the store failed is no proof the queue is empty (next_job gives up on its own)
             reason = self.stop_reason(started, had_job=job is not None or self.backoff.failures > 0)
             if reason is not None:
@@ -353,7 +365,8 @@ class Worker:
         self.backoff.failures += 1
 
     def run_job(self, job: ReservedJob) -> None:
-        self.current, self.current_since = job, self.clock.time()
+        since = self.clock.time()
+        self.current, self.current_since = job, since
         self.lease.hold(job)
         try:
             running = self.runner.process(job, defer_delete=self.pop_after is not None)
@@ -368,6 +381,8 @@ class Worker:
         finally:
             self.lease.drop()
             self.current = None
+            if self.gate is not None:
+                self.gate.finished(self.slot_number, self.clock.time() - since)
 
     def count_outcome(self, running: RunningJob) -> None:
         if running.has_failed():

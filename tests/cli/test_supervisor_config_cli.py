@@ -13,7 +13,7 @@ from tests.support.processes import run_qctl
 def test_the_printed_config_is_read_by_supervisord_and_runs_this_qctl(setup_factory) -> None:  # type: ignore[no-untyped-def]
     setup = setup_factory("sqlite", retry_after=60)
     result = run_qctl(["supervisor:config", "--numprocs", "2", "--queue", "high,default", "--tries", "3",
-                       "--timeout", "50", "--max-time", "3600"], setup.directory)
+                       "--timeout", "50", "--max-time", "3600", "--concurrency", "8"], setup.directory)
     assert result.returncode == 0, result.stderr
     [group] = load_with_supervisor(result.stdout, setup.directory).process_group_configs
     assert [p.name for p in group.process_configs] == ["qctl-worker_00", "qctl-worker_01"]
@@ -21,7 +21,7 @@ def test_the_printed_config_is_read_by_supervisord_and_runs_this_qctl(setup_fact
     assert Path(argv[0]).is_absolute() and Path(argv[0]).name == "qctl"
     assert Path(argv[0]).parent == Path(sys.executable).parent  # this installation's qctl
     assert argv[1:] == ["work", "main", "--queue", "high,default", "--max-time", "3600", "--tries", "3", "--timeout", "50",
-                        "--name", "default-00"]
+                        "--concurrency", "8", "--name", "default-00"]
     assert group.process_configs[0].directory == str(setup.directory)
     assert group.process_configs[0].stopwaitsecs == 80
 

@@ -13,6 +13,7 @@ from qctl.drivers.base import (
     FoldingDriver,
     PushesInTransaction,
     PushesWithDelete,
+    RenewsMany,
     ReservedJob,
 )
 from tests.support.processes import wait_for
@@ -272,3 +273,23 @@ def test_push_in_follows_the_callers_transaction(driver: Driver) -> None:
     assert driver.size("default") == 3
     assert [number(driver.pop(["default"])) for _ in range(2)] == [3, 5]
     assert driver.pop(["default"]) is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mariadb", "redis"])
+def test_renew_many_renews_every_held_job_in_one_call_and_fences_a_stale_one(setup_factory, runtime_factory, kind: str) -> None:  # type: ignore[no-untyped-def]
+    driver = make_driver(setup_factory, runtime_factory, kind, retry_after=1)
+    assert isinstance(driver, RenewsMany), f"{type(driver).__name__} renews one job per round trip"
+    driver.push(payload(0), "default")
+    stale = driver.pop(["default"])
+    assert stale is not None
+    current = pop_within(driver, ["default"], 6)  # the lapsed first reservation, taken again
+    driver.bulk([(payload(n), "default", 0) for n in range(1, 4)])
+    held = [current] + [job for job in (driver.pop(["default"]) for _ in range(3)) if job is not None]
+    assert len(held) == 4 and number(current) == number(stale)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # three lease lengths: every job kept only by the renewals
+        time.sleep(0.3)
+        assert driver.renew_many([stale, *held]) == [False, True, True, True, True]
+        assert driver.pop(["default"]) is None
+    assert all(job.delete() for job in held)
+    assert driver.size("default") == 0

@@ -11,12 +11,14 @@ from qctl_testjobs import flow
 
 from qctl.runtime import Runtime, use
 from qctl.worker.options import WorkerOptions
+from tests.support import processes
 
 
 def drain(runtime: Runtime, queues: tuple[str, ...] = (), tries: int = 1) -> int:
     """Work the default connection in this process until its queues are empty (no timeout is armed:
     a timed-out job would end the test process)."""
-    options = WorkerOptions(queues=queues, stop_when_empty=True, sleep=0.05, tries=tries, timeout=0, memory=0)
+    options = WorkerOptions(queues=queues, stop_when_empty=True, sleep=0.05, tries=tries, timeout=0, memory=0,
+                            concurrency=processes.worker_slots)
     return runtime.worker(None, options).run()
 
 

@@ -13,6 +13,18 @@ from pathlib import Path
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
+# Job slots every `qctl work` a test starts gets: the `worker_slots` fixture sets it for suites that
+# must hold with one slot and with eight (`pytestmark = pytest.mark.usefixtures("worker_slots")`).
+worker_slots = 1
+
+
+def with_slots(args: Sequence[str]) -> list[str]:
+    """`args`, with `--concurrency` added to a `work` command when a test runs with several slots."""
+    command = list(args)
+    if worker_slots > 1 and "work" in command[:3] and "--concurrency" not in command:
+        command += ["--concurrency", str(worker_slots)]
+    return command
+
 
 def qctl_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
@@ -29,7 +41,7 @@ def run_qctl(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None, 
              input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run `qctl ARGS` to completion (python -m qctl, so the installed package is what runs)."""
     return subprocess.run(
-        [sys.executable, "-m", "qctl", *args], cwd=cwd, env=qctl_env(env), capture_output=True, text=True,
+        [sys.executable, "-m", "qctl", *with_slots(args)], cwd=cwd, env=qctl_env(env), capture_output=True, text=True,
         timeout=timeout, input=input,
     )
 
@@ -68,7 +80,7 @@ def spawn_qctl(args: Sequence[str], cwd: Path, env: dict[str, str] | None = None
     stamp = f"{name}-{time.monotonic_ns()}"
     out, err = cwd / f"{stamp}.out", cwd / f"{stamp}.err"
     process = subprocess.Popen(
-        [sys.executable, "-m", "qctl", *args], cwd=cwd, env=qctl_env(env), text=True,
+        [sys.executable, "-m", "qctl", *with_slots(args)], cwd=cwd, env=qctl_env(env), text=True,
         stdout=out.open("w"), stderr=err.open("w"), start_new_session=True,
     )
     return WorkerProcess(process, out, err)

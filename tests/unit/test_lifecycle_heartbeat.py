@@ -10,6 +10,7 @@ from qctl.cache import keys
 from qctl.worker.heartbeat import (
     CacheHeartbeat,
     ProcessUsage,
+    SlotJob,
     WorkerIdentity,
     WorkerRecord,
     WorkerStatus,
@@ -31,6 +32,22 @@ def test_a_record_round_trips_through_json_and_names_the_current_job() -> None:
     assert WorkerRecord.from_json(record.to_json()) == record
     assert WorkerRecord.from_json("not json") is None
     assert WorkerRecord.from_json(json.dumps({"name": "x"})) is None
+
+
+def test_a_worker_with_several_slots_lists_every_job_in_flight_and_an_older_record_reads_as_one_slot() -> None:
+    jobs = (SlotJob(payload(1).raw, "high", 980.0), SlotJob(payload(2).raw, "default", 990.0))
+    status = WorkerStatus("working", jobs[0].raw, "high", 980.0, 3, jobs=jobs, concurrency=8)
+    record = make_record(IDENTITY, status, now=1000.0)
+    assert record.concurrency == 8 and record.job_id == "job-1"  # the oldest job, as a single slot shows it
+    assert record.in_flight == [
+        {"job_id": "job-1", "job_class": "tests.Fake", "job_queue": "high", "job_started_at": 980.0},
+        {"job_id": "job-2", "job_class": "tests.Fake", "job_queue": "default", "job_started_at": 990.0},
+    ]
+    assert WorkerRecord.from_json(record.to_json()) == record
+    older = json.loads(record.to_json())
+    del older["concurrency"], older["in_flight"]
+    read = WorkerRecord.from_json(json.dumps(older))
+    assert read is not None and read.concurrency == 1 and read.in_flight == []
 
 
 def test_describe_job_survives_garbage() -> None:

@@ -12,6 +12,7 @@ from qctl.worker.options import WorkerOptions
 NOT_DEFAULT = WorkerOptions(
     name="mailer", queues=("high", "default"), once=True, stop_when_empty=True, max_jobs=5, max_time=3600,
     memory=256, sleep=0.5, rest=0.25, tries=3, backoff=(1, 5, 10), timeout=45, force=True, quiet=True, log_format="json",
+    concurrency=8,
 )
 
 
