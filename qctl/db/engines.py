@@ -94,8 +94,10 @@ def _create(url: str, autocommit: bool = False, multi_statements: bool = False) 
         if parsed.get_backend_name() == "sqlite":
             kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "isolation_level": None}
         else:
+            # Every thread that uses a store keeps one connection of it pinned (qctl.db.pinned): a
+            # worker of N slots holds N at once, so no fixed cap fits; the server's own limit is the one.
             kwargs["pool_size"] = 5
-            kwargs["max_overflow"] = 10
+            kwargs["max_overflow"] = -1
             kwargs["pool_recycle"] = 3600
         if autocommit:
             kwargs["isolation_level"] = "AUTOCOMMIT"

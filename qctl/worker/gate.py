@@ -6,7 +6,7 @@ hand-over of the GIL. So slots open as the jobs show they need them: the pool st
 open slot; whenever every open slot has been running its job for longer than OPEN_AFTER, the
 main thread opens twice as many (1, 2, 4, … N: all of 32 within about 60 ms of a queue of slow
 jobs); an open slot whose job was short closes again, from the top. A closed slot holds no job
-and waits here; a stop opens every slot, so each sees it and ends.
+and waits here; a stop (or a slot that ended) opens every slot for good, so each sees it and ends.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ class SlotGate:
         self.slots, self.stopping = slots, stopping
         self.open = 1
         """Slots 0 … open-1 take jobs; the others wait in `wait_turn`."""
+        self.held_open = False
+        """Set once the pool winds down (a stop, or a slot that ended): no slot closes again, or it
+        would wait for ever with nobody left to open it."""
         self._changed = threading.Condition()
 
     @property
@@ -40,9 +43,9 @@ class SlotGate:
 
     def finished(self, number: int, seconds: float) -> None:
         """Slot `number`'s job ran `seconds`: a short one closes the slot if it is the top open one."""
-        if number and seconds < OPEN_AFTER and number == self.open - 1:
+        if number and seconds < OPEN_AFTER and number == self.open - 1 and not self.held_open:
             with self._changed:
-                if number == self.open - 1:
+                if number == self.open - 1 and not self.held_open:
                     self.open = number
 
     def widen(self, busy: Callable[[int], bool]) -> None:
@@ -53,7 +56,9 @@ class SlotGate:
             self.open_up(min(self.slots, opened * 2))
 
     def open_up(self, to: int | None = None) -> None:
-        """Open slots 0 … `to`-1 (all of them: a stop, or a slot that ended, so every slot's loop runs)."""
+        """Open slots 0 … `to`-1; with no `to`, every slot for good (a stop, or a slot that ended:
+        every slot's loop must run to see it)."""
         with self._changed:
             self.open = max(self.open, self.slots if to is None else to)
+            self.held_open = self.held_open or to is None
             self._changed.notify_all()

@@ -60,8 +60,9 @@ def busiest_second(stamps: list[float]) -> int:
     return most
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_four_workers_never_beat_the_rate_limit(setup_factory, runtime_factory, kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("kind", "worker_slots"), [*((kind, 1) for kind in KINDS), ("redis", 8), ("postgresql", 8)],
+                         indirect=["worker_slots"])
+def test_four_workers_never_beat_the_rate_limit(setup_factory, runtime_factory, kind, worker_slots, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """U-05 at the issue's size: Limit.per_second(20), 4 workers, 10 s: no 1-second window holds
     more than 20 starts, and the total is within 10% of 200."""
     setup = setup_factory(kind, retry_after=60)
@@ -79,12 +80,15 @@ def test_four_workers_never_beat_the_rate_limit(setup_factory, runtime_factory, 
     stamps = times(ledger)
     window = [t for t in stamps if t < first + 10.0]
     assert busiest_second(stamps) <= 20, busiest_second(stamps)
-    assert 180 <= len(window) <= 200, len(window)
+    # the bound is the busiest second above; the total is within 10% of 200 (the ledger's stamps are
+    # the jobs' clock, the limiter's windows the store's, so a boundary can hold one start more)
+    assert 180 <= len(window) <= 220, len(window)
     assert failed_records(runtime) == {}
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_four_workers_never_overlap_on_one_key(setup_factory, runtime_factory, kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("kind", "worker_slots"), [*((kind, 1) for kind in KINDS), ("redis", 8), ("postgresql", 8)],
+                         indirect=["worker_slots"])
+def test_four_workers_never_overlap_on_one_key(setup_factory, runtime_factory, kind, worker_slots, tmp_path) -> None:  # type: ignore[no-untyped-def]
     setup = setup_factory(kind, retry_after=60)
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"

@@ -38,6 +38,7 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 
+@pytest.mark.usefixtures("worker_slots")
 def test_kill9_mid_job_is_redelivered_and_nothing_else_is_lost(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]
     """C-01: the slow job's worker is SIGKILLed; after retry_after another worker completes it."""
     setup = setup_factory(kind, retry_after=2)
@@ -88,6 +89,7 @@ def test_a_tries_1_job_whose_worker_is_killed_runs_again_and_succeeds(setup_fact
     assert failed_records(runtime) == {} and queue_size(runtime) == 0
 
 
+@pytest.mark.usefixtures("worker_slots")
 def test_random_kill9_loses_nothing_and_every_duplicate_is_explained(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]
     """C-02: three workers, one SIGKILLed at random every 0.2-1.0 s, then the queue drains."""
     setup = setup_factory(kind, retry_after=2)
@@ -117,21 +119,22 @@ def test_random_kill9_loses_nothing_and_every_duplicate_is_explained(setup_facto
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_mid_job_finishes_it_then_exits_0(setup_factory, runtime_factory, kind, tmp_path, signum):  # type: ignore[no-untyped-def]
-    """C-05/C-06: the running job completes, the next one does not start, exit status 0."""
+def test_signal_mid_job_finishes_it_then_exits_0(setup_factory, runtime_factory, kind, tmp_path, signum, worker_slots):  # type: ignore[no-untyped-def]
+    """C-05/C-06: the running jobs (one per slot) complete, the next one does not start, exit status 0."""
     if signum == signal.SIGINT and kind != "sqlite":
         pytest.skip("SIGINT takes the same path as SIGTERM; one database is enough")
     setup = setup_factory(kind)
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
-    slow = dispatch(runtime, jobs.Sleep(3, str(ledger)))
+    slow = runtime.dispatcher.bulk([jobs.Sleep(3, str(ledger)) for _ in range(worker_slots)])
     dispatch(runtime, jobs.Ok(1, str(ledger)))
     worker = spawn_qctl(WORK, setup.directory)
-    wait_for(lambda: ledger_rows(ledger, "start", slow), 30, message="the job to start")
+    wait_for(lambda: all(ledger_rows(ledger, "start", uuid) for uuid in slow), 30, message="every slot's job to start")
     time.sleep(1)
     worker.signal(signum)
     assert worker.wait(3 + 5) == 0
-    assert ledger_rows(ledger, "end", slow) and len(read_ledger(ledger)) == 2  # the Ok never started
+    assert all(ledger_rows(ledger, "end", uuid) for uuid in slow)
+    assert len(read_ledger(ledger)) == 2 * worker_slots  # the Ok never started
     assert queue_size(runtime) == 1
 
 

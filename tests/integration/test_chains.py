@@ -15,6 +15,8 @@ from qctl.errors import SerializationError
 from tests.support.flows import current, drain, flow_ledger, lines, tags
 from tests.support.workers import failed_records, queue_size
 
+pytestmark = pytest.mark.usefixtures("worker_slots")  # in-process drains with one slot and with eight
+
 KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 
 

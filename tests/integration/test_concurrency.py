@@ -197,3 +197,31 @@ def test_workers_lists_every_slots_job(setup_factory, runtime_factory, tmp_path)
         assert "working 3/8" in table
     finally:
         worker.kill()
+
+
+def most_at_once(rows: list[list[str]], pid: str) -> int:
+    """The most jobs process `pid` had between their start and end lines at one moment."""
+    marks = sorted((float(row[4]), 1 if row[0] == "start" else -1) for row in rows if row[3] == pid)
+    running = peak = 0
+    for _, step in marks:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_four_processes_of_eight_slots_run_two_thousand_jobs_exactly_once(setup_factory, runtime_factory, kind, tmp_path):  # type: ignore[no-untyped-def]
+    setup = setup_factory(kind)
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    # fast jobs (one slot drains them) mixed with 20 ms ones (every slot opens for those)
+    ids = runtime.dispatcher.bulk([jobs.Ok(n, str(ledger)) if n % 2 else jobs.Sleep(0.02, str(ledger)) for n in range(2000)])
+    workers = [spawn_qctl([*WORK, "--stop-when-empty"], setup.directory, name=f"w{n}") for n in range(4)]
+    statuses = [worker.wait(timeout=240) for worker in workers]
+    assert statuses == [0, 0, 0, 0], [worker.stderr()[-2000:] for worker in workers]
+    report = analyse(ledger, ids, killed_pids=[])
+    assert report.lost == [] and report.duplicates == 0 and report.unexplained == [], report.summary()
+    rows = read_ledger(ledger)
+    pids = {row[3] for row in rows}
+    assert len(pids) >= 2, "one process ran every job"
+    assert max(most_at_once(rows, pid) for pid in pids) > 1, "no process ran two jobs at once"
+    assert queue_size(runtime) == 0

@@ -20,6 +20,8 @@ from tests.support.flows import current, drain, flow_ledger, lines, tags
 from tests.support.processes import run_qctl, wait_for
 from tests.support.workers import failed_records, queue_size
 
+pytestmark = pytest.mark.usefixtures("worker_slots")  # in-process drains with one slot and with eight
+
 KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 
 

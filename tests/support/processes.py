@@ -14,8 +14,9 @@ from pathlib import Path
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 # Job slots every `qctl work` a test starts gets: the `worker_slots` fixture sets it for suites that
-# must hold with one slot and with eight (`pytestmark = pytest.mark.usefixtures("worker_slots")`).
-worker_slots = 1
+# must hold with one slot and with eight (`pytestmark = pytest.mark.usefixtures("worker_slots")`);
+# QCTL_TEST_WORKER_SLOTS=8 runs every other test's workers with eight too.
+worker_slots = int(os.environ.get("QCTL_TEST_WORKER_SLOTS", "1"))
 
 
 def with_slots(args: Sequence[str]) -> list[str]:
