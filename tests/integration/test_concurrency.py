@@ -225,3 +225,22 @@ def test_four_processes_of_eight_slots_run_two_thousand_jobs_exactly_once(setup_
     assert len(pids) >= 2, "one process ran every job"
     assert max(most_at_once(rows, pid) for pid in pids) > 1, "no process ran two jobs at once"
     assert queue_size(runtime) == 0
+
+
+@pytest.mark.parametrize("stop", ["restart", "max-time"])
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_restart_and_max_time_let_every_slot_finish_and_take_nothing_more(setup_factory, runtime_factory, store, stop, tmp_path):  # type: ignore[no-untyped-def]
+    setup = setup_factory(store)
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    busy = runtime.dispatcher.bulk([jobs.Sleep(2, str(ledger)) for _ in range(4)])
+    waiting = dispatch(runtime, jobs.Ok(1, str(ledger)))
+    extra = ["--max-time", "1"] if stop == "max-time" else []
+    worker = spawn_qctl(["work", "--sleep", "0.1", "--concurrency", "4", *extra], setup.directory)
+    wait_for(lambda: started(ledger, busy) == 4, 30, message="every slot's job to start")
+    if stop == "restart":
+        assert run_qctl(["restart"], setup.directory).returncode == 0
+    assert worker.wait(timeout=30) == 0, worker.stderr()
+    assert analyse(ledger, busy, killed_pids=[]).completed == 4
+    assert started(ledger, [waiting]) == 0 and queue_size(runtime) == 1
+    assert ("restart" if stop == "restart" else "max time") in worker.stderr()
