@@ -36,7 +36,6 @@ from qctl.worker.gate import OPEN_AFTER, SlotGate
 from qctl.worker.heartbeat import SlotJob, WorkerStatus
 from qctl.worker.lease import SharedLeases
 from qctl.worker.stop import StopReason
-from qctl.worker.throttle import Throttle
 from qctl.worker.timeout import EXIT_TIMED_OUT, HARD_DEADLINE
 
 if TYPE_CHECKING:
@@ -121,7 +120,6 @@ class SlotPool:
         self.threads: dict[int, Worker] = {}
         self.ended: list[StopReason] = []
         self.errors: list[BaseException] = []
-        self.memory_check = Throttle(1.0, worker.clock)
 
     def slot(self, number: int) -> Worker:
         from qctl.worker.worker import Worker
@@ -181,7 +179,7 @@ class SlotPool:
                 self.take_over(overdue)
             self.gate.widen(self.busy)
             if reason is None:
-                reason = self.stop_reason(started)
+                reason = self.worker.stop_reason(started, had_job=True)  # its own counts stay 0: --max-jobs is the tickets
                 if reason is not None:
                     self.stop_slots()
         for thread in threads:
@@ -193,18 +191,6 @@ class SlotPool:
         slot = self.slots[number]
         since = slot.current_since
         return slot.current is not None and since is not None and self.worker.clock.time() - since >= OPEN_AFTER
-
-    def stop_reason(self, started: float) -> StopReason | None:
-        worker, options = self.worker, self.worker.options
-        if worker.flags.should_quit:
-            return StopReason.INTERRUPTED
-        if options.memory and self.memory_check.due() and worker.memory_megabytes() >= options.memory:
-            return StopReason.MEMORY
-        if worker.controls.restart_requested():
-            return StopReason.RESTART
-        if options.max_time and worker.clock.monotonic() - started >= options.max_time:
-            return StopReason.MAX_TIME
-        return None
 
     def slots_reason(self) -> StopReason:
         """Why the slots ended by themselves: a store that stayed down wins, else the first to end."""

@@ -233,7 +233,7 @@ def test_restart_and_max_time_let_every_slot_finish_and_take_nothing_more(setup_
     setup = setup_factory(store)
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
-    busy = runtime.dispatcher.bulk([jobs.Sleep(2, str(ledger)) for _ in range(4)])
+    busy = runtime.dispatcher.bulk([jobs.Sleep(4, str(ledger)) for _ in range(4)])  # longer than a restart takes to be seen
     waiting = dispatch(runtime, jobs.Ok(1, str(ledger)))
     extra = ["--max-time", "1"] if stop == "max-time" else []
     worker = spawn_qctl(["work", "--sleep", "0.1", "--concurrency", "4", *extra], setup.directory)
@@ -244,3 +244,15 @@ def test_restart_and_max_time_let_every_slot_finish_and_take_nothing_more(setup_
     assert analyse(ledger, busy, killed_pids=[]).completed == 4
     assert started(ledger, [waiting]) == 0 and queue_size(runtime) == 1
     assert ("restart" if stop == "restart" else "max time") in worker.stderr()
+
+
+def test_the_memory_limit_lets_the_jobs_in_flight_finish_then_exits_12(setup_factory, runtime_factory, tmp_path):  # type: ignore[no-untyped-def]
+    setup = setup_factory("redis")
+    runtime = runtime_factory(setup)
+    ledger = tmp_path / "ledger"
+    ids = runtime.dispatcher.bulk([jobs.Sleep(0.5, str(ledger)) for _ in range(40)])
+    result = run_qctl([*WORK, "--memory", "1"], setup.directory, timeout=60)  # passed as soon as it is measured
+    assert result.returncode == 12, result.stderr
+    report = analyse(ledger, ids, killed_pids=[])
+    assert report.unexplained == [] and report.duplicates == 0  # every job that started also ended
+    assert 1 <= report.completed < 40 and queue_size(runtime) == 40 - report.completed
