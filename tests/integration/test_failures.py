@@ -21,6 +21,8 @@ from tests.support.ledger import ledger_rows
 from tests.support.processes import read_ledger, run_qctl, spawn_qctl, wait_for
 from tests.support.workers import dispatch, failed_records, queue_size, wait_for_failed
 
+pytestmark = pytest.mark.usefixtures("worker_slots")  # every worker with one slot and with eight
+
 KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 DRAIN = ["work", "--stop-when-empty", "--sleep", "0.1"]
 

@@ -24,6 +24,8 @@ from tests.support.workers import (
     wait_for_failed,
 )
 
+pytestmark = pytest.mark.usefixtures("worker_slots")  # every worker with one slot and with eight
+
 KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 WORK = ["work", "--sleep", "0.1"]
 
