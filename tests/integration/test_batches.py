@@ -36,7 +36,7 @@ def callbacks(pending):  # type: ignore[no-untyped-def]
             .catch(flow.on_catch).finally_(flow.on_finally))
 
 
-def test_a_batch_with_a_chain_inside_runs_every_callback_once(setup, runtime_factory, ledger) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_with_a_chain_inside_runs_every_callback_once(setup, runtime_factory, ledger, worker_slots) -> None:  # type: ignore[no-untyped-def]
     runtime = runtime_factory(setup)
     with current(runtime):
         pending = callbacks(Bus.batch([flow.Step("a"), flow.Step("b"), [flow.Step("c1"), flow.Step("c2")]]))
@@ -49,7 +49,11 @@ def test_a_batch_with_a_chain_inside_runs_every_callback_once(setup, runtime_fac
     assert tags(ledger).index("c1") < tags(ledger).index("c2")
     assert [row[1:4] for row in lines(ledger, "then")] == [[batch.id, "0", "0"]]
     assert len(lines(ledger, "finally")) == 1 and lines(ledger, "catch") == []
-    assert sorted(int(row[2]) for row in lines(ledger, "progress")) == [1, 2, 3, 4]
+    progress = sorted(int(row[2]) for row in lines(ledger, "progress"))
+    if worker_slots == 1:
+        assert progress == [1, 2, 3, 4]
+    else:  # each callback reads the batch as it is when it runs: two jobs that end together may see one count
+        assert len(progress) == 4 and progress[-1] == 4 and set(progress) <= {1, 2, 3, 4}
     done = batch.fresh()
     assert done.finished() and not done.cancelled() and done.pending_jobs == 0 and done.progress() == 100
     with current(runtime):
