@@ -46,31 +46,44 @@ def lease_risk(connection: str, retry_after: int | None, timeout: float) -> str 
     )
 
 
-class LeaseKeeper:
+class RenewalThread:
+    """The thread that renews leases every third of `retry_after` (none without it), until closed."""
+
     def __init__(self, retry_after: int | None) -> None:
         self.interval = max(0.5, retry_after / 3) if retry_after else None
-        self._current: ReservedJob | None = None
-        self._since = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
-    def hold(self, reserved: ReservedJob) -> None:
-        """From now until `drop()`, renew this job's lease (the thread starts with the first job)."""
-        if self.interval is None:
-            return
-        if self._thread is None:
+    def start(self) -> None:
+        if self.interval is not None and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="qctl-lease", daemon=True)
             self._thread.start()
-        self._since = time.monotonic()
-        self._current = reserved
-
-    def drop(self) -> None:
-        self._current = None
 
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class LeaseKeeper(RenewalThread):
+    def __init__(self, retry_after: int | None) -> None:
+        super().__init__(retry_after)
+        self._current: ReservedJob | None = None
+        self._since = 0.0
+
+    def hold(self, reserved: ReservedJob) -> None:
+        """From now until `drop()`, renew this job's lease (the thread starts with the first job)."""
+        if self.interval is None:
+            return
+        self.start()
+        self._since = time.monotonic()
+        self._current = reserved
+
+    def drop(self) -> None:
+        self._current = None
 
     def _run(self) -> None:
         assert self.interval is not None
@@ -86,30 +99,18 @@ class LeaseKeeper:
                 log.warning("could not renew the reservation of job %s: %s", job.key, exc)
 
 
-class SharedLeases:
+class SharedLeases(RenewalThread):
     """A worker with several slots: one thread renews every job in flight, each interval, together —
     one round trip for all of them where the driver can (`renew_many`), else one per job."""
 
     def __init__(self, retry_after: int | None, renew_many: Callable[[Sequence[ReservedJob]], list[bool]] | None) -> None:
-        self.interval = max(0.5, retry_after / 3) if retry_after else None
+        super().__init__(retry_after)
         self.renew_many = renew_many
         self.held: dict[int, ReservedJob] = {}
         """Slot number → the job it runs (a plain dict: each slot writes its own key)."""
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
 
     def slot(self, number: int) -> SlotLease:
         return SlotLease(self, number)
-
-    def start(self) -> None:
-        if self.interval is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="qctl-lease", daemon=True)
-            self._thread.start()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         assert self.interval is not None
