@@ -127,9 +127,9 @@ def test_signal_mid_job_finishes_it_then_exits_0(setup_factory, runtime_factory,
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
     slow = runtime.dispatcher.bulk([jobs.Sleep(3, str(ledger)) for _ in range(worker_slots)])
-    dispatch(runtime, jobs.Ok(1, str(ledger)))
     worker = spawn_qctl(WORK, setup.directory)
     wait_for(lambda: all(ledger_rows(ledger, "start", uuid) for uuid in slow), 30, message="every slot's job to start")
+    dispatch(runtime, jobs.Ok(1, str(ledger)))  # once every slot is busy (slots reserving at once may pass each other's row)
     time.sleep(1)
     worker.signal(signum)
     assert worker.wait(3 + 5) == 0

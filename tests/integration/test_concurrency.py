@@ -234,10 +234,10 @@ def test_restart_and_max_time_let_every_slot_finish_and_take_nothing_more(setup_
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
     busy = runtime.dispatcher.bulk([jobs.Sleep(4, str(ledger)) for _ in range(4)])  # longer than a restart takes to be seen
-    waiting = dispatch(runtime, jobs.Ok(1, str(ledger)))
     extra = ["--max-time", "1"] if stop == "max-time" else []
     worker = spawn_qctl(["work", "--sleep", "0.1", "--concurrency", "4", *extra], setup.directory)
     wait_for(lambda: started(ledger, busy) == 4, 30, message="every slot's job to start")
+    waiting = dispatch(runtime, jobs.Ok(1, str(ledger)))  # once every slot is busy
     if stop == "restart":
         assert run_qctl(["restart"], setup.directory).returncode == 0
     assert worker.wait(timeout=30) == 0, worker.stderr()

@@ -13,7 +13,8 @@ LIFECYCLE_APP = ("qctl_testjobs", "qctl_lifecyclejobs")
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_restart_stops_idle_workers_and_a_busy_one_after_its_job(setup_factory, runtime_factory, kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_restart_stops_idle_workers_and_a_busy_one_after_its_job(setup_factory, runtime_factory, kind, tmp_path, worker_slots) -> None:  # type: ignore[no-untyped-def]
+    """The busy worker has one held job per slot: it finishes them all, then exits."""
     from qctl_lifecyclejobs import Gate
     from qctl_testjobs import Ok
 
@@ -21,18 +22,19 @@ def test_restart_stops_idle_workers_and_a_busy_one_after_its_job(setup_factory, 
     runtime = runtime_factory(setup)
     ledger, gate = tmp_path / "ledger", tmp_path / "gate"
     with use(runtime):
-        busy_job = Gate(str(gate), str(ledger)).dispatch()
-        waiting = Ok(1, str(ledger)).dispatch()
+        busy_jobs = [Gate(str(gate), str(ledger)).dispatch() for _ in range(worker_slots)]
     busy = spawn_qctl(["work", "--sleep", "0.2"], setup.directory, name="busy")
     idle = [spawn_qctl(["work", "--queue", "elsewhere", "--sleep", "0.5"], setup.directory, name=f"idle{i}") for i in range(2)]
-    wait_for(lambda: busy_job in started(ledger), 30, message="the busy worker's job to start")
+    wait_for(lambda: set(busy_jobs) <= started(ledger), 30, message="the busy worker's jobs to start")
+    with use(runtime):  # queued once every slot is busy (slots reserving at once may pass each other's row)
+        waiting = Ok(1, str(ledger)).dispatch()
     assert run_qctl(["restart"], setup.directory).returncode == 0
     for worker in idle:
         assert worker.wait(timeout=0.5 + 1 + 10) == 0, worker.stderr()
-    assert busy.alive()  # still in its job
-    gate.touch()  # the job ends only now, after the restart signal
+    assert busy.alive()  # still in its jobs
+    gate.touch()  # the jobs end only now, after the restart signal
     assert busy.wait(timeout=10) == 0, busy.stderr()
-    assert ends(ledger) == {busy_job: 1}  # the busy worker finished its job first
+    assert ends(ledger) == dict.fromkeys(busy_jobs, 1)  # the busy worker finished its jobs first
     assert waiting not in started(ledger)  # and took no other after the restart signal
     assert runtime.connections.get().size("default") == 1
     late = spawn_qctl(["work", "--stop-when-empty", "--sleep", "0.2"], setup.directory, name="late")

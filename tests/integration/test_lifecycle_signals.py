@@ -16,20 +16,22 @@ KINDS = ["sqlite", "postgresql", "mariadb", "redis"]
 
 @pytest.mark.parametrize(("signum", "kind"), [(signal.SIGTERM, kind) for kind in KINDS] + [(signal.SIGINT, "sqlite")],
                          ids=lambda value: getattr(value, "name", value))
-def test_a_stop_signal_mid_job_finishes_it_exits_0_and_starts_no_other(setup_factory, runtime_factory, signum, kind, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_stop_signal_mid_job_finishes_it_exits_0_and_starts_no_other(setup_factory, runtime_factory, signum, kind, tmp_path, worker_slots) -> None:  # type: ignore[no-untyped-def]
+    """One slow job per slot: every one finishes, the job queued after them never starts."""
     from qctl_testjobs import Ok, Sleep
 
     setup = setup_factory(kind)
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
     with use(runtime):
-        slow = Sleep(2, str(ledger)).dispatch()
-        Ok(1, str(ledger)).dispatch()
+        slow = [Sleep(2, str(ledger)).dispatch() for _ in range(worker_slots)]
     worker = spawn_qctl(["work", "--sleep", "0.2"], setup.directory)
-    wait_for(lambda: slow in started(ledger), 30, message="the slow job to start")
+    wait_for(lambda: set(slow) <= started(ledger), 30, message="every slot's slow job to start")
+    with use(runtime):  # queued once every slot is busy (slots reserving at once may pass each other's row)
+        Ok(1, str(ledger)).dispatch()
     worker.signal(signum)
     assert worker.wait(timeout=2 + 10) == 0, worker.stderr()
-    assert ends(ledger) == {slow: 1}
+    assert ends(ledger) == dict.fromkeys(slow, 1)
     assert runtime.connections.get().size("default") == 1  # the next job was not started
     assert "Traceback" not in worker.stderr()
 

@@ -163,17 +163,19 @@ def test_a_worker_blocked_for_ever_still_honours_restart_down_and_max_time(setup
             worker.wait(timeout=30)
 
 
-def test_sigterm_mid_job_finishes_and_deletes_it(setup_factory, runtime_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """C-05: the finished job's delete, normally folded into the next reserve, happens on the way out."""
+def test_sigterm_mid_job_finishes_and_deletes_it(setup_factory, runtime_factory, tmp_path: Path, worker_slots: int) -> None:  # type: ignore[no-untyped-def]
+    """C-05: the finished jobs' deletes (one per slot), normally folded into the next reserve,
+    happen on the way out."""
     setup = setup_factory("redis", connection_options="block_for = 1")
     runtime = runtime_factory(setup)
     ledger = tmp_path / "ledger"
-    [slow, waiting] = dispatch_all(runtime, [Sleep(2, str(ledger)), Ok(1, str(ledger))])
+    slow = dispatch_all(runtime, [Sleep(2, str(ledger)) for _ in range(worker_slots)])
     worker = spawn_qctl(["work", "--sleep", "0.2"], setup.directory)
-    wait_for(lambda: phases(ledger, "start")[slow] == 1, 30, message="the slow job starting")
+    wait_for(lambda: all(phases(ledger, "start")[uuid] == 1 for uuid in slow), 30, message="every slot's slow job starting")
+    [waiting] = dispatch_all(runtime, [Ok(1, str(ledger))])  # once every slot is busy
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0
-    assert phases(ledger, "end")[slow] == 1 and phases(ledger, "start")[waiting] == 0
+    assert all(phases(ledger, "end")[uuid] == 1 for uuid in slow) and phases(ledger, "start")[waiting] == 0
     client = raw_client(REDIS_URL)
     assert client.zcard(key(setup, suffix=":reserved")) == 0  # not left to run again after retry_after
     assert runtime.connections.get().size("default") == 1
