@@ -12,6 +12,7 @@ import typer
 from qctl.cli import context, options, output
 
 if TYPE_CHECKING:
+    from qctl.worker.heartbeat import WorkerRecord
     from qctl.worker.registry import WorkerView
 
 COLUMNS = ["name", "pid", "host", "connection", "queues", "state", "job", "rss", "cpu", "uptime", "jobs done"]
@@ -53,10 +54,7 @@ def worker_row(view: WorkerView, paused: set[tuple[str, str]]) -> dict[str, Any]
         "job_queue": record.job_queue,
         "job_started_at": _iso(record.job_started_at),
         "concurrency": record.concurrency,
-        "jobs": [{**job, "job_started_at": _iso(job.get("job_started_at"))} for job in record.in_flight]
-        if record.concurrency > 1 else ([] if record.job_id is None and record.job_class is None else [{
-            "job_id": record.job_id, "job_class": record.job_class, "job_queue": record.job_queue,
-            "job_started_at": _iso(record.job_started_at)}]),
+        "jobs": [{**job, "job_started_at": _iso(job.get("job_started_at"))} for job in jobs_in_flight(record)],
         "jobs_done": record.jobs_done,
         "jobs_failed": record.jobs_failed,
         "jobs_released": record.jobs_released,
@@ -66,6 +64,16 @@ def worker_row(view: WorkerView, paused: set[tuple[str, str]]) -> dict[str, Any]
         "cpu_percent": facts.cpu_percent if facts else record.cpu_percent,
         "uptime_seconds": facts.uptime_seconds if facts else round(time.time() - record.started_at, 1),
     }
+
+
+def jobs_in_flight(record: WorkerRecord) -> list[dict[str, Any]]:
+    """Every job the worker runs: its slots' list, or the one current job of a single-slot worker."""
+    if record.concurrency > 1:
+        return record.in_flight
+    if record.job_id is None and record.job_class is None:
+        return []
+    return [{"job_id": record.job_id, "job_class": record.job_class, "job_queue": record.job_queue,
+             "job_started_at": record.job_started_at}]
 
 
 def table_row(view: WorkerView, paused: set[tuple[str, str]]) -> list[Any]:
