@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from qctl.runtime import use
+from qctl.worker.controls import CHECK_SECONDS
 from tests.support.lifecycle import FAST_HEARTBEAT, ends, started, worker_states
 from tests.support.processes import run_qctl, spawn_qctl, wait_for
 
@@ -32,6 +35,8 @@ def test_restart_stops_idle_workers_and_a_busy_one_after_its_job(setup_factory, 
     for worker in idle:
         assert worker.wait(timeout=0.5 + 1 + 10) == 0, worker.stderr()
     assert busy.alive()  # still in its jobs
+    # a pool's slots read the flags its main thread last read (at most once a second): let that pass
+    time.sleep(CHECK_SECONDS + 0.2)
     gate.touch()  # the jobs end only now, after the restart signal
     assert busy.wait(timeout=10) == 0, busy.stderr()
     assert ends(ledger) == dict.fromkeys(busy_jobs, 1)  # the busy worker finished its jobs first
